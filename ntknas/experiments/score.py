@@ -1,0 +1,103 @@
+"""Score one network on one batch: every requested metric, each a value or a reason."""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ntknas.errors import NtknasError
+from ntknas.kernel import check_bn_mode
+from ntknas.metrics import MetricContext, MetricUnavailable, get_metric, parse_metric_list
+
+DEFAULT_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
+
+
+@dataclass(frozen=True)
+class MetricValue:
+    """A metric's value, or ``None`` with the reason it could not be computed."""
+
+    value: float | None
+    reason: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def missing(self) -> bool:
+        return self.value is None
+
+
+def evaluate_metrics(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    bn_mode: str = "train",
+    *,
+    params: str = "weights",
+    strategy: str = "auto",
+    chunk_size: int | None = None,
+    num_classes: int | None = None,
+    eigen_cutoff: float | None = None,
+) -> dict[str, MetricValue]:
+    """Evaluate ``metrics`` on one batch; metrics that share the NTK compute it once.
+
+    A metric that cannot be computed (a non-finite kernel, a single-class batch) comes back
+    missing with its reason; it is never replaced by a number. The time of a shared kernel is
+    counted in the first metric that needs it.
+    """
+    names = parse_metric_list(metrics)
+    check_bn_mode(bn_mode)
+    if inputs.shape[0] != targets.shape[0]:
+        raise NtknasError(
+            f"{inputs.shape[0]} inputs but {targets.shape[0]} targets: give one label per image"
+        )
+    context = MetricContext(
+        net=net,
+        inputs=inputs,
+        targets=targets,
+        bn_mode=bn_mode,
+        params=params,
+        strategy=strategy,
+        chunk_size=chunk_size,
+        num_classes=num_classes,
+        eigen_cutoff=eigen_cutoff,
+    )
+    results: dict[str, MetricValue] = {}
+    for name in names:
+        metric = get_metric(name)
+        start = time.perf_counter()
+        try:
+            value = float(metric.compute(context))
+        except MetricUnavailable as unavailable:
+            results[name] = MetricValue(None, str(unavailable), time.perf_counter() - start)
+            continue
+        elapsed = time.perf_counter() - start
+        if math.isfinite(value):
+            results[name] = MetricValue(value, None, elapsed)
+        else:
+            results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
+    return results
+
+
+def score(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    bn_mode: str = "train",
+    **options: object,
+) -> dict[str, float]:
+    """Metric name → value; a metric that cannot be computed is NaN and its reason is warned.
+
+    Use :func:`evaluate_metrics` to get the reasons as data.
+    """
+    values = evaluate_metrics(net, inputs, targets, metrics, bn_mode, **options)  # type: ignore[arg-type]
+    for name, result in values.items():
+        if result.missing:
+            warnings.warn(f"{name} is missing: {result.reason}", stacklevel=2)
+    return {name: (math.nan if r.value is None else r.value) for name, r in values.items()}

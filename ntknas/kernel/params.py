@@ -1,0 +1,52 @@
+"""Which parameters a kernel differentiates with respect to (SPEC §1)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ntknas.errors import NtknasError, UnknownNameError
+
+PARAMETER_SETS = ("weights", "all")
+
+
+def classifier_name(net: nn.Module) -> str | None:
+    """Name of the final classifier layer: a module called ``classifier``, else the last Linear.
+
+    The study excludes the classifier from the kernel; ntknas's own networks name it
+    ``classifier``, and for custom networks the last ``nn.Linear`` registered is the usual head.
+    """
+    modules = dict(net.named_modules())
+    if isinstance(modules.get("classifier"), nn.Module):
+        return "classifier"
+    linear_names = [name for name, module in modules.items() if isinstance(module, nn.Linear)]
+    return linear_names[-1] if linear_names else None
+
+
+def select_parameters(
+    net: nn.Module, params: str = "weights", classifier: str | None = None
+) -> dict[str, nn.Parameter]:
+    """The parameters θ_K of the kernel, by name, in registration order.
+
+    ``"weights"``: every trainable parameter whose name contains ``weight``, excluding the
+    classifier (the study's choice; BatchNorm affine weights count where they exist).
+    ``"all"``: every trainable parameter.
+    """
+    if params not in PARAMETER_SETS:
+        raise UnknownNameError(
+            f"unknown parameter set {params!r}: use one of {', '.join(PARAMETER_SETS)}"
+        )
+    named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+    if params == "weights":
+        head = classifier if classifier is not None else classifier_name(net)
+        prefix = f"{head}." if head else None
+        named = [
+            (name, p)
+            for name, p in named
+            if "weight" in name and not (prefix and name.startswith(prefix))
+        ]
+    if not named:
+        raise NtknasError(
+            f"the network has no trainable parameters in the set {params!r}: "
+            "use params='all' or check requires_grad"
+        )
+    return dict(named)

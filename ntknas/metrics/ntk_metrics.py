@@ -1,0 +1,158 @@
+"""NTK metrics of SPEC §2, as pure functions of a kernel and registered adapters.
+
+The pure functions take a symmetric PSD kernel K (a float64 numpy array) and raise
+:class:`MetricUnavailable` when the quantity is undefined, so the store records a reason instead
+of a made-up number.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
+
+FLOAT32_EPS = float(np.finfo(np.float32).eps)
+
+
+def kernel_mean(kernel: np.ndarray) -> float:
+    """KNAS score: the mean of all entries of K."""
+    return float(kernel.mean())
+
+
+def frobenius_norm(kernel: np.ndarray) -> float:
+    return float(np.linalg.norm(kernel, "fro"))
+
+
+def kernel_trace(kernel: np.ndarray) -> float:
+    return float(np.trace(kernel))
+
+
+def eigenvalues(kernel: np.ndarray) -> np.ndarray:
+    """Ascending eigenvalues of the symmetric kernel, from a symmetric solver in float64."""
+    symmetric = 0.5 * (kernel + kernel.T)
+    return np.linalg.eigvalsh(symmetric.astype(np.float64))
+
+
+def default_eigen_cutoff(batch_size: int) -> float:
+    """Relative cutoff B·ε₃₂: eigenvalues below cutoff·λ_max are float32 noise, not signal.
+
+    The kernel's entries come from float32 gradients, so an eigenvalue smaller than the rounding
+    error of a B-term float32 sum relative to the largest eigenvalue cannot be told from zero.
+    """
+    return batch_size * FLOAT32_EPS
+
+
+def numerical_rank(values: np.ndarray, relative_cutoff: float) -> int:
+    """How many eigenvalues exceed ``relative_cutoff · λ_max``."""
+    top = float(values[-1])
+    if not np.isfinite(top) or top <= 0:
+        return 0
+    return int((values > relative_cutoff * top).sum())
+
+
+def condition_number(values: np.ndarray, relative_cutoff: float) -> float:
+    """TE-NAS condition number λ_max / λ_min over the numerically nonzero spectrum.
+
+    λ_min is the smallest eigenvalue above ``relative_cutoff · λ_max``; see
+    :func:`default_eigen_cutoff`.
+    """
+    rank = numerical_rank(values, relative_cutoff)
+    if rank == 0:
+        raise MetricUnavailable("the NTK is numerically zero: no eigenvalue above the cutoff")
+    return float(values[-1] / values[-rank])
+
+
+def condition_number_reference(kernel: np.ndarray) -> float:
+    """The reference implementation's condition number, for reproduction only.
+
+    Real parts from a general eigen-solver in float32, exact zeros dropped, max / min. Tiny or
+    negative λ_min gives huge or negative numbers; that is the reference's behaviour.
+    """
+    values = np.linalg.eigvals(kernel.astype(np.float32)).real
+    values = values[values != 0]
+    if values.size == 0:
+        raise MetricUnavailable("the NTK has only zero eigenvalues")
+    return float(values.max() / values.min())
+
+
+def label_gradient_alignment(kernel: np.ndarray, labels: np.ndarray) -> float:
+    """LGA: ⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = +1 if y_i = y_j else −1."""
+    labels = np.asarray(labels).reshape(-1)
+    if labels.shape[0] != kernel.shape[0]:
+        raise ValueError(f"{labels.shape[0]} labels for a kernel of {kernel.shape[0]} samples")
+    same = labels[:, None] == labels[None, :]
+    target = np.where(same, 1.0, -1.0)
+    centred_kernel = kernel - kernel.mean()
+    centred_target = target - target.mean()
+    target_norm = np.linalg.norm(centred_target)
+    kernel_norm = np.linalg.norm(centred_kernel)
+    if target_norm == 0:
+        raise MetricUnavailable("LGA needs at least two classes in the batch; all labels are equal")
+    if kernel_norm == 0:
+        raise MetricUnavailable("LGA is undefined for a constant kernel")
+    return float((centred_kernel * centred_target).sum() / (kernel_norm * target_norm))
+
+
+def _spectrum(context: MetricContext) -> np.ndarray:
+    return context.cached("eigenvalues", lambda: eigenvalues(context.kernel))
+
+
+def _cutoff(context: MetricContext) -> float:
+    if context.eigen_cutoff is not None:
+        return context.eigen_cutoff
+    return default_eigen_cutoff(context.kernel.shape[0])
+
+
+@register_metric("knas", higher_is_better=True, family="ntk", formula="mean of all entries of K")
+def _knas(context: MetricContext) -> float:
+    return kernel_mean(context.kernel)
+
+
+@register_metric(
+    "tenas",
+    higher_is_better=False,
+    family="ntk",
+    formula="λ_max(K) / λ_min(K), λ_min the smallest eigenvalue above B·ε₃₂·λ_max (eigvalsh, float64)",
+)
+def _tenas(context: MetricContext) -> float:
+    return condition_number(_spectrum(context), _cutoff(context))
+
+
+@register_metric(
+    "tenas_ref",
+    higher_is_better=False,
+    family="ntk",
+    formula="reference TE-NAS: real parts of float32 eigvals, zeros dropped, max / min",
+)
+def _tenas_reference(context: MetricContext) -> float:
+    return condition_number_reference(context.kernel)
+
+
+@register_metric(
+    "ntk_rank",
+    higher_is_better=None,
+    family="ntk",
+    formula="number of eigenvalues of K above B·ε₃₂·λ_max (the spectrum behind tenas)",
+)
+def _ntk_rank(context: MetricContext) -> float:
+    return float(numerical_rank(_spectrum(context), _cutoff(context)))
+
+
+@register_metric("fnorm", higher_is_better=True, family="ntk", formula="‖K‖_F")
+def _fnorm(context: MetricContext) -> float:
+    return frobenius_norm(context.kernel)
+
+
+@register_metric("trace", higher_is_better=True, family="ntk", formula="tr(K) (NASI-style)")
+def _trace(context: MetricContext) -> float:
+    return kernel_trace(context.kernel)
+
+
+@register_metric(
+    "lga",
+    higher_is_better=True,
+    family="ntk",
+    formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label",
+)
+def _lga(context: MetricContext) -> float:
+    return label_gradient_alignment(context.kernel, context.labels)

@@ -1,0 +1,150 @@
+"""One registry of architecture metrics, looked up by name everywhere a metric name is accepted.
+
+A metric is a function of a :class:`MetricContext` (the network, one batch, its labels and the
+kernel settings) that returns a float or raises :class:`MetricUnavailable` with a reason. The
+context computes shared intermediate results (the NTK, its eigenvalues) once, on first use, so
+that asking for five kernel metrics costs one kernel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ntknas.errors import UnknownNameError
+from ntknas.kernel import NTKResult, compute_ntk
+
+
+class MetricUnavailable(Exception):
+    """A metric that cannot be computed for this network and batch; the message is the reason."""
+
+
+@dataclass
+class MetricContext:
+    """Everything a metric may need, with lazily computed, cached intermediate results."""
+
+    net: nn.Module
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    bn_mode: str = "train"
+    params: str = "weights"
+    strategy: str = "auto"
+    chunk_size: int | None = None
+    num_classes: int | None = None
+    eigen_cutoff: float | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def cached(self, key: str, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    @property
+    def ntk(self) -> NTKResult:
+        return self.cached(
+            "ntk",
+            lambda: compute_ntk(
+                self.net,
+                self.inputs,
+                bn_mode=self.bn_mode,
+                params=self.params,
+                chunk_size=self.chunk_size,
+                strategy=self.strategy,
+            ),
+        )
+
+    @property
+    def kernel(self) -> np.ndarray:
+        """The summed-logit NTK as a float64 array; unavailable if it holds NaN or inf."""
+
+        def finite_kernel() -> np.ndarray:
+            kernel = self.ntk.kernel.detach().cpu().numpy()
+            if not np.isfinite(kernel).all():
+                return MetricUnavailable(
+                    "the NTK has non-finite entries (NaN or inf): the network's outputs or "
+                    "gradients overflow on this batch"
+                )
+            return kernel
+
+        kernel = self.cached("kernel", finite_kernel)
+        if isinstance(kernel, MetricUnavailable):
+            raise kernel
+        return kernel
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.targets.detach().cpu().numpy()
+
+
+MetricFunction = Callable[[MetricContext], float]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A registered metric.
+
+    ``higher_is_better`` is the direction a NAS user ranks by (``None`` for diagnostics that
+    rank nothing); correlations are always reported with their sign, never as absolute values.
+    """
+
+    name: str
+    compute: MetricFunction
+    higher_is_better: bool | None
+    family: str
+    formula: str
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register_metric(
+    name: str, *, higher_is_better: bool | None, family: str, formula: str
+) -> Callable[[MetricFunction], MetricFunction]:
+    """Decorator that adds a metric to the registry under ``name``."""
+
+    def decorate(function: MetricFunction) -> MetricFunction:
+        if name in _REGISTRY:
+            raise ValueError(f"metric {name!r} is registered twice")
+        _REGISTRY[name] = Metric(name, function, higher_is_better, family, formula)
+        return function
+
+    return decorate
+
+
+def _load_builtin_metrics() -> None:
+    # Imported for their registration side effect; kept here so the registry is complete
+    # whichever module a caller imports first.
+    from ntknas.metrics import ntk_metrics  # noqa: F401
+
+
+def get_metric(name: str) -> Metric:
+    _load_builtin_metrics()
+    if name not in _REGISTRY:
+        raise UnknownNameError(
+            f"unknown metric {name!r}: available metrics are {', '.join(available_metrics())}"
+        )
+    return _REGISTRY[name]
+
+
+def available_metrics(family: str | None = None) -> list[str]:
+    """Names of all registered metrics (optionally of one family), in registration order."""
+    _load_builtin_metrics()
+    return [name for name, m in _REGISTRY.items() if family is None or m.family == family]
+
+
+def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """Validated metric names from ``"knas,lga"`` or a sequence; ``"all"`` means every metric."""
+    names = text.split(",") if isinstance(text, str) else list(text)
+    names = [name.strip() for name in names if name.strip()]
+    if names == ["all"]:
+        return available_metrics()
+    for name in names:
+        get_metric(name)
+    if not names:
+        raise UnknownNameError("no metric given: name at least one, e.g. knas,tenas,lga")
+    return list(dict.fromkeys(names))
