@@ -82,6 +82,87 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _csv_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _csv_list(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,3, got {text!r}") from None
+
+
+def _add_correlate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "correlate",
+        help="rank correlation of NTK metrics with benchmark accuracy (experiments 1 and 2)",
+        description=(
+            "Measure NTK metrics of many architectures on one shared batch (at initialization, and "
+            "after --train-epochs of the study's SGD recipe) and report signed Kendall tau / Spearman "
+            "rho against the benchmark's accuracy. Resumable: rerun the same command after a kill."
+        ),
+    )
+    parser.add_argument("--space", default="nb201", help="nb201 | nb101 (default nb201)")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120")
+    parser.add_argument("--data-dir", help="folder with the dataset in its official format")
+    parser.add_argument("--benchmark", help="ground truth: NB201 CSV/.pth (NATS tss) or NB101 table (.npz/.csv)")
+    parser.add_argument("--target", help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--archs", default=None, help="architectures: START:STOP, a list 5,17,300, or all (default 0:1000)")
+    parser.add_argument("--sample", type=int, help="measure a seeded random sample of N architectures (from --archs, or all)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
+    parser.add_argument("--model-seed", type=int, help="model and data seed (default: the protocol's, 42)")
+    parser.add_argument("--batch-size", type=int, help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)")
+    parser.add_argument("--bn", default="train,eval", type=_csv_list, help="BatchNorm modes (default train,eval)")
+    parser.add_argument("--metrics", default="knas,tenas,fnorm,trace,lga", type=_csv_list, help="comma-separated metrics, or all")
+    parser.add_argument("--train-epochs", default="0", type=_int_list, help="measure after these epoch counts, e.g. 0,1,3 (default 0)")
+    parser.add_argument("--train-batch-size", type=int, default=1024, help="SGD batch size for --train-epochs (default 1024, the study's)")
+    parser.add_argument("--out", required=True, help="run folder (results.sqlite, scores.csv, summary.json, summary.md, plots)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--protocol", default="study", choices=["study", "zc"], help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
+    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
+    parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters")
+    parser.add_argument("--strategy", default="auto", help="kernel strategy: auto | per_sample | batched | loop | adaptive")
+    parser.add_argument("--chunk-size", type=int, help="kernel rows computed at once (bounds memory)")
+    parser.add_argument("--nb101-stem-channels", type=int, default=128, help="NB101 stem channels (default 128)")
+    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    parser.set_defaults(handler=_run_correlate)
+
+
+def _run_correlate(args: argparse.Namespace) -> int:
+    from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+
+    archs = args.archs
+    if archs is None and args.sample is None:
+        archs = "0:1000"
+    config = CorrelateConfig(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
+        target=args.target, archs=archs, sample=args.sample, sample_seed=args.seed,
+        batch_size=args.batch_size, bn_modes=args.bn, metrics=args.metrics,
+        train_epochs=args.train_epochs, out=args.out, device=args.device, protocol=args.protocol,
+        seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
+        chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
+        train_batch_size=args.train_batch_size, force=args.force,
+    )
+    outcome = run_correlate(
+        config, show_progress=False if args.no_progress else None, command_line=_command_line()
+    )
+    print(
+        f"{outcome.measured} architectures measured, {outcome.skipped} already stored; "
+        f"{outcome.seconds:.1f} s. Results in {outcome.run_dir}/"
+    )
+    print((outcome.run_dir / "summary.md").read_text())
+    return 0
+
+
+def _command_line() -> str:
+    import shlex
+
+    return "ntknas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ntknas",
@@ -93,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
     _add_score(commands)
+    _add_correlate(commands)
     return parser
 
 

@@ -31,7 +31,28 @@ class MetricValue:
         return self.value is None
 
 
+@dataclass(frozen=True)
+class MetricRun:
+    """The metrics of one evaluation and, when an NTK was computed, how it was computed."""
+
+    values: dict[str, MetricValue]
+    kernel_strategy: str | None
+    kernel_seconds: float | None
+
+
 def evaluate_metrics(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    bn_mode: str = "train",
+    **options: object,
+) -> dict[str, MetricValue]:
+    """Evaluate ``metrics`` on one batch: name → value or missing reason (see :func:`run_metrics`)."""
+    return run_metrics(net, inputs, targets, metrics, bn_mode, **options).values  # type: ignore[arg-type]
+
+
+def run_metrics(
     net: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -43,7 +64,7 @@ def evaluate_metrics(
     chunk_size: int | None = None,
     num_classes: int | None = None,
     eigen_cutoff: float | None = None,
-) -> dict[str, MetricValue]:
+) -> MetricRun:
     """Evaluate ``metrics`` on one batch; metrics that share the NTK compute it once.
 
     A metric that cannot be computed (a non-finite kernel, a single-class batch) comes back
@@ -81,7 +102,10 @@ def evaluate_metrics(
             results[name] = MetricValue(value, None, elapsed)
         else:
             results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
-    return results
+    ntk = context._cache.get("ntk")
+    return MetricRun(
+        results, None if ntk is None else ntk.strategy, None if ntk is None else ntk.seconds
+    )
 
 
 def score(

@@ -120,6 +120,8 @@ def _load_builtin_metrics() -> None:
     # Imported for their registration side effect; kept here so the registry is complete
     # whichever module a caller imports first.
     from ntknas.metrics import ntk_metrics  # noqa: F401
+    from ntknas.metrics import zero_cost  # noqa: F401
+    from ntknas.metrics import flops  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

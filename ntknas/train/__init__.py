@@ -1,1 +1,19 @@
-"""ntknas.train"""
+"""Brief training with the study's recipe (SPEC §3.2): a resumable, seeded trainer."""
+
+from ntknas.train.trainer import (
+    EpochStats,
+    TrainConfig,
+    TrainConfigError,
+    Trainer,
+    TrainingDivergedError,
+    parameter_norm,
+)
+
+__all__ = [
+    "EpochStats",
+    "TrainConfig",
+    "TrainConfigError",
+    "Trainer",
+    "TrainingDivergedError",
+    "parameter_norm",
+]

@@ -1,0 +1,395 @@
+"""Experiments 1 and 2 (SPEC §3.1, §3.2): NTK metrics of many architectures vs their accuracy.
+
+The run is a list of independent work items, one per (architecture, training stage). Each item
+builds (or continues training) its network, measures every metric in every BatchNorm mode on the
+run's one shared batch, and commits its rows to the store in one transaction. A rerun skips the
+items already stored, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_dataset
+from ntknas.errors import DataError, NtknasError, UnknownNameError
+from ntknas.experiments.progress import Progress
+from ntknas.experiments.score import MetricValue, evaluate_metrics
+from ntknas.kernel import BN_MODES
+from ntknas.metrics import parse_metric_list
+from ntknas.spaces import build_network, check_space
+from ntknas.store import ItemRecord, Measurement, ResultStore, TrainingRecord
+
+PROTOCOLS = ("study", "zc")
+DEFAULT_NTK_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
+
+
+@dataclass(frozen=True)
+class ArchEntry:
+    """One architecture to measure: its store key, its position/index, how to build it, accuracy."""
+
+    key: str
+    index: int | None
+    build: Any
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class CorrelateConfig:
+    """Settings of a correlate run. ``None`` means "the protocol's default"."""
+
+    space: str = "nb201"
+    dataset: str = "cifar10"
+    data_dir: str | None = None
+    benchmark: str | None = None
+    target: str | None = None
+    archs: str | None = "0:1000"
+    sample: int | None = None
+    sample_seed: int = 0
+    batch_size: int | None = None
+    bn_modes: tuple[str, ...] = ("train", "eval")
+    metrics: tuple[str, ...] = DEFAULT_NTK_METRICS
+    train_epochs: tuple[int, ...] = (0,)
+    out: str = "runs/correlate"
+    device: str = "cpu"
+    protocol: str = "study"
+    seed: int | None = None
+    variant: str = "study"
+    params: str = "weights"
+    strategy: str = "auto"
+    chunk_size: int | None = None
+    nb101_stem_channels: int = 128
+    network_options: dict[str, Any] = field(default_factory=dict)
+    train_batch_size: int = 1024
+    force: bool = False
+
+    def resolved(self, info: DatasetInfo) -> CorrelateConfig:
+        """The config with protocol defaults filled in and every name checked."""
+        check_space(self.space)
+        if self.protocol not in PROTOCOLS:
+            raise UnknownNameError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
+        for mode in self.bn_modes:
+            if mode not in BN_MODES:
+                raise UnknownNameError(f"unknown BatchNorm mode {mode!r} in --bn: use train, eval or train,eval")
+        if not self.bn_modes:
+            raise UnknownNameError("--bn names no mode: use train, eval or train,eval")
+        epochs = tuple(sorted(set(self.train_epochs)))
+        if not epochs or epochs[0] < 0:
+            raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
+        batch_size, seed = protocol_defaults(self.protocol, self.space, info)
+        return CorrelateConfig(
+            **{
+                **asdict(self),
+                "metrics": tuple(parse_metric_list(self.metrics)),
+                "train_epochs": epochs,
+                "batch_size": self.batch_size or batch_size,
+                "seed": seed if self.seed is None else self.seed,
+                "dataset": info.name,
+            }
+        )
+
+    @property
+    def measured_on(self) -> str:
+        """Which batch the metrics see: the study's augmented training batch at initialization
+        (§3.1), or, when the run trains, the first images of the unshuffled test split (§3.2) —
+        at every stage, epoch 0 included, so the stages are comparable."""
+        return "train_augmented" if self.train_epochs == (0,) else "test_first"
+
+    @property
+    def protocol_tag(self) -> str:
+        options = json.dumps(
+            {"variant": self.variant, "params": self.params, "stem": self.nb101_stem_channels,
+             "net": self.network_options, "train_batch": self.train_batch_size},
+            sort_keys=True,
+        )
+        digest = hashlib.sha1(options.encode()).hexdigest()[:8]
+        return f"{self.protocol}/{self.measured_on}/{digest}"
+
+    def store_settings(self) -> dict[str, Any]:
+        """What must match for two commands to share a run folder (not the arch selection)."""
+        return {
+            "space": self.space, "dataset": self.dataset, "protocol": self.protocol,
+            "batch_size": self.batch_size, "seed": self.seed, "bn_modes": list(self.bn_modes),
+            "metrics": list(self.metrics), "train_epochs": list(self.train_epochs),
+            "variant": self.variant, "params": self.params,
+            "nb101_stem_channels": self.nb101_stem_channels,
+            "network_options": self.network_options, "train_batch_size": self.train_batch_size,
+        }
+
+
+def protocol_defaults(protocol: str, space: str, info: DatasetInfo) -> tuple[int, int]:
+    """(batch size, seed) of a protocol: the study's (SPEC §3.1) or the zero-cost papers'."""
+    if protocol == "zc":
+        return 64, 42
+    if space == "nb101":
+        return 64, 1
+    return info.default_batch_size, 42
+
+
+@dataclass
+class CorrelateOutcome:
+    config: CorrelateConfig
+    entries: list[ArchEntry]
+    measured: int
+    skipped: int
+    seconds: float
+    run_dir: Path
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class MeasurementBatch:
+    inputs: torch.Tensor
+    targets: torch.Tensor
+
+
+def entries_from_benchmark(config: CorrelateConfig, num_classes: int) -> list[ArchEntry]:
+    """The architectures of ``--archs``/``--sample`` with their accuracy from ``--benchmark``."""
+    from ntknas.experiments.selection import select_positions, take
+    from ntknas.groundtruth import load_benchmark
+
+    if not config.benchmark:
+        raise DataError(
+            "correlate needs --benchmark: a NAS-Bench-201 CSV/.pth or a NAS-Bench-101 table "
+            "(see the README's 'Data' section for where to get them)"
+        )
+    benchmark = load_benchmark(config.benchmark, config.space, config.target)
+    keys = benchmark.keys()
+    positions = select_positions(len(keys), config.archs, config.sample, config.sample_seed)
+    entries = []
+    for position, key in zip(positions, take(keys, positions)):
+        accuracy = benchmark.accuracy(key) if key in benchmark else None
+        if config.space == "nb201":
+            arch = benchmark.arch_string(key)
+            entries.append(ArchEntry(arch, int(key), arch, accuracy))
+        else:
+            spec = benchmark.nb101_spec(key)
+            entries.append(ArchEntry(str(key), position, spec, accuracy))
+    return entries
+
+
+def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[ArchEntry], torch.nn.Module]:
+    def build(entry: ArchEntry) -> torch.nn.Module:
+        if config.space == "nb201":
+            return build_network("nb201", entry.build, num_classes, variant=config.variant, **config.network_options)
+        if config.space == "nb101":
+            return build_network(
+                "nb101", entry.build, num_classes,
+                stem_channels=config.nb101_stem_channels, **config.network_options,
+            )
+        return build_network("custom", entry.build, num_classes, **config.network_options)
+
+    return build
+
+
+def run_correlate(
+    config: CorrelateConfig,
+    *,
+    entries: Sequence[ArchEntry] | None = None,
+    train_set: ImageDataset | None = None,
+    test_set: ImageDataset | None = None,
+    show_progress: bool | None = None,
+    command_line: str | None = None,
+) -> CorrelateOutcome:
+    """Run (or resume) a correlate experiment and write its outputs into ``config.out``.
+
+    ``entries`` and the datasets can be given directly (the built-in demo does); otherwise they
+    come from ``config.benchmark`` and ``config.data_dir``.
+    """
+    started = time.perf_counter()
+    device = _device(config.device)
+    if train_set is None:
+        info = dataset_info(config.dataset)
+    else:
+        info = train_set.info
+    config = config.resolved(info)
+    if entries is None:
+        entries = entries_from_benchmark(config, info.num_classes)
+    entries = list(entries)
+    run_dir = Path(config.out)
+    with ResultStore(run_dir) as store:
+        store.claim_settings("correlate", config.store_settings(), force=config.force)
+        store.set_meta("last_command", command_line or " ".join(sys.argv))
+        store.set_meta("environment", environment(device))
+        done = store.done_items()
+        pending = [e for e in entries if any(_item_key(config, e, k) not in done for k in config.train_epochs)]
+        if pending:
+            if train_set is None:
+                train_set = _require_data(config, "train", device)
+            else:
+                train_set = train_set.to(device)
+            if config.measured_on == "test_first" and test_set is None:
+                test_set = _require_data(config, "test", device)
+            elif test_set is not None:
+                test_set = test_set.to(device)
+            batch = _measurement_batch(config, train_set, test_set)
+            build = network_factory(config, info.num_classes)
+            progress = Progress(len(pending), "archs", enabled=show_progress)
+            for entry in pending:
+                _measure_architecture(config, entry, build, batch, train_set, store, done, device)
+                progress.advance(entry.key)
+            progress.close()
+        from ntknas.report.correlation import write_correlation_outputs
+
+        files = write_correlation_outputs(store, config, entries)
+    return CorrelateOutcome(
+        config=config,
+        entries=entries,
+        measured=len(pending),
+        skipped=len(entries) - len(pending),
+        seconds=time.perf_counter() - started,
+        run_dir=run_dir,
+        files=files,
+    )
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UnknownNameError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NtknasError(f"--device {name} asked for, but this torch sees no CUDA GPU: use --device cpu")
+    return device
+
+
+def _require_data(config: CorrelateConfig, split: str, device: torch.device) -> ImageDataset:
+    if not config.data_dir:
+        info = dataset_info(config.dataset)
+        raise DataError(f"--data-dir is needed for {info.name}: download it from {info.source}")
+    return load_dataset(config.dataset, config.data_dir, split=split, device=device)
+
+
+def _measurement_batch(
+    config: CorrelateConfig, train_set: ImageDataset, test_set: ImageDataset | None
+) -> MeasurementBatch:
+    assert config.batch_size is not None and config.seed is not None
+    if config.measured_on == "train_augmented":
+        inputs, targets = draw_batch(train_set, config.batch_size, seed=config.seed, augment=True)
+    else:
+        assert test_set is not None
+        inputs, targets = first_images(test_set, config.batch_size)
+    return MeasurementBatch(inputs, targets)
+
+
+def _item_key(config: CorrelateConfig, entry: ArchEntry, train_epochs: int) -> str:
+    return "|".join(
+        [config.space, entry.key, config.dataset, config.protocol_tag, str(config.batch_size),
+         str(config.seed), f"e{train_epochs}", ",".join(config.bn_modes), ",".join(config.metrics)]
+    )
+
+
+def _measure_architecture(
+    config: CorrelateConfig,
+    entry: ArchEntry,
+    build: Callable[[ArchEntry], torch.nn.Module],
+    batch: MeasurementBatch,
+    train_set: ImageDataset,
+    store: ResultStore,
+    done: set[str],
+    device: torch.device,
+) -> None:
+    assert config.seed is not None and config.batch_size is not None
+    started = time.perf_counter()
+    torch.manual_seed(config.seed)
+    net = build(entry).to(device)
+    trainer = None
+    diverged: str | None = None
+    trained = 0
+    training_rows: list[TrainingRecord] = []
+    stage_started = started  # the first stage's time includes building the network
+    for epochs in config.train_epochs:
+        if epochs > trained and diverged is None:
+            if trainer is None:
+                trainer = _make_trainer(net, train_set, config, device)
+            diverged, records = _train_until(trainer, epochs - trained, config, entry)
+            training_rows.extend(records)
+            trained = epochs
+        key = _item_key(config, entry, epochs)
+        if key in done:
+            stage_started = time.perf_counter()
+            continue
+        measurements = []
+        for bn_mode in config.bn_modes:
+            if diverged is not None:
+                values = {m: MetricValue(None, diverged) for m in config.metrics}
+            else:
+                values = _evaluate(net, batch, config, bn_mode)
+            for metric, result in values.items():
+                measurements.append(
+                    Measurement(
+                        config.space, entry.key, config.dataset, bn_mode, epochs, config.seed,
+                        config.batch_size, config.protocol_tag, metric, result.value, result.reason,
+                        result.seconds, _device_name(device),
+                    )
+                )
+        record = ItemRecord(
+            item=key, space=config.space, arch=entry.key, arch_index=entry.index,
+            train_epochs=epochs, accuracy=entry.accuracy,
+            seconds=time.perf_counter() - stage_started,
+            device=_device_name(device), info={"diverged": diverged} if diverged else {},
+        )
+        store.commit_item(record, measurements, training_rows)
+        training_rows = []
+        stage_started = time.perf_counter()
+
+
+def _evaluate(net: torch.nn.Module, batch: MeasurementBatch, config: CorrelateConfig, bn_mode: str) -> dict[str, MetricValue]:
+    try:
+        return evaluate_metrics(
+            net, batch.inputs, batch.targets, config.metrics, bn_mode,
+            params=config.params, strategy=config.strategy, chunk_size=config.chunk_size,
+        )
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        reason = "out of GPU memory: rerun with a smaller --chunk-size"
+        return {m: MetricValue(None, reason) for m in config.metrics}
+
+
+def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: CorrelateConfig, device: torch.device):  # noqa: ANN202
+    from ntknas.train import TrainConfig, Trainer
+
+    assert config.seed is not None
+    return Trainer(net, train_set, TrainConfig(seed=config.seed, batch_size=config.train_batch_size), device)
+
+
+def _train_until(trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry) -> tuple[str | None, list[TrainingRecord]]:  # noqa: ANN001
+    from ntknas.train import TrainingDiverged
+
+    assert config.seed is not None
+    try:
+        stats = trainer.train_epochs(epochs)
+    except TrainingDiverged as error:
+        return f"training diverged: {error}", []
+    records = [
+        TrainingRecord(config.space, entry.key, config.seed, s.epoch, s.train_loss, s.train_accuracy, s.seconds)
+        for s in stats
+    ]
+    return None, records
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def environment(device: torch.device) -> dict[str, str]:
+    from ntknas import __version__
+
+    return {
+        "ntknas": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "device": _device_name(device),
+        "platform": platform.platform(),
+    }

@@ -1,0 +1,183 @@
+"""``ntknas score``: one architecture, one batch, every requested metric."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_dataset, normalize
+from ntknas.errors import DataError, InvalidArchError, NtknasError
+from ntknas.experiments.correlate import _device, _device_name
+from ntknas.experiments.score import MetricValue, run_metrics
+from ntknas.metrics import get_metric
+from ntknas.spaces import build_network, check_space
+
+BUILTIN_BATCH_SIZE = 64
+
+
+@dataclass
+class ScoreOutcome:
+    space: str
+    arch: str
+    index: int | None
+    batch: str
+    bn_mode: str
+    strategy: str
+    device: str
+    seconds: float
+    values: dict[str, MetricValue]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.space, "arch": self.arch, "index": self.index, "batch": self.batch,
+            "bn": self.bn_mode, "kernel_strategy": self.strategy, "device": self.device,
+            "seconds": round(self.seconds, 4),
+            "metrics": {name: v.value for name, v in self.values.items()},
+            "missing": {name: v.reason for name, v in self.values.items() if v.missing},
+        }
+
+    def as_text(self) -> str:
+        lines = [
+            f"architecture: {self.arch}" + (f" (index {self.index})" if self.index is not None else ""),
+            f"batch: {self.batch}; BatchNorm: {self.bn_mode}; kernel strategy: {self.strategy}; "
+            f"device: {self.device}; {self.seconds:.2f} s",
+            "",
+            f"{'metric':<12} {'value':>16}  ranks by",
+        ]
+        for name, value in self.values.items():
+            direction = {True: "higher", False: "lower", None: "-"}[get_metric(name).higher_is_better]
+            shown = f"{value.value:>16.6g}" if not value.missing else f"{'missing':>16}"
+            lines.append(f"{name:<12} {shown}  {direction}" + (f"  ({value.reason})" if value.missing else ""))
+        return "\n".join(lines)
+
+
+def resolve_architecture(
+    space: str, arch: str | None, index: int | None, benchmark: str | None
+) -> tuple[Any, str, int | None]:
+    """(what build_network takes, a printable key, the index) from the CLI's arch options."""
+    check_space(space)
+    if space == "nb201":
+        from ntknas.spaces.nb201 import arch_from_index, index_of, parse_arch
+
+        if index is not None:
+            parsed = arch_from_index(index)
+        else:
+            parsed = parse_arch(arch or DEFAULT_NB201_ARCH)
+        return parsed, parsed.to_string(), index_of(parsed)
+    if space == "nb101":
+        from ntknas.spaces.nb101 import NB101Spec
+
+        if arch is None:
+            raise InvalidArchError(
+                "--space nb101 needs --arch: a module hash (with --benchmark TABLE) or JSON "
+                '{"adjacency": [[...]], "ops": ["input", ..., "output"]}'
+            )
+        if arch.lstrip().startswith("{"):
+            try:
+                data = json.loads(arch)
+                spec = NB101Spec.from_arrays(data["adjacency"], data["ops"])
+            except (json.JSONDecodeError, KeyError, TypeError) as error:
+                raise InvalidArchError(
+                    f"cannot read the NB101 spec {arch[:80]!r} ({error}): give JSON with keys adjacency and ops"
+                ) from None
+            return spec, spec.hash, None
+        if not benchmark:
+            raise InvalidArchError(f"NB101 hash {arch!r} needs --benchmark with the NB101 table to look it up in")
+        from ntknas.groundtruth import load_benchmark
+
+        table = load_benchmark(benchmark, "nb101")
+        return table.nb101_spec(arch), arch, None
+    raise InvalidArchError("ntknas score supports --space nb201 and nb101; use the Python API for custom spaces")
+
+
+# The largest NB201 cell: every edge a 3×3 convolution.
+DEFAULT_NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """A batch from an .npz with uint8 ``images`` (N,H,W,3) and integer ``labels``."""
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"batch file {path} not found: give an .npz with uint8 'images' (N,H,W,3) and 'labels'")
+    try:
+        with np.load(file, allow_pickle=False) as data:
+            images, labels = data["images"], data["labels"]
+    except KeyError as error:
+        raise DataError(f"batch file {path} lacks the array {error}: it needs 'images' and 'labels'") from None
+    except (ValueError, OSError) as error:
+        raise DataError(f"cannot read batch file {path} ({error}): give an .npz written by numpy.savez") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise DataError(f"'images' in {path} must be uint8 (N,H,W,3), got {images.dtype} {images.shape}")
+    if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(f"'labels' in {path} must be N integers, got {labels.dtype} {labels.shape}")
+    if batch_size:
+        images, labels = images[:batch_size], labels[:batch_size]
+    tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+    if info is None:
+        scale = tensor.double() / 255
+        mean = tuple(scale.mean(dim=(0, 2, 3)).tolist())
+        std = tuple(scale.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist())
+        info = DatasetInfo("batch-file", int(labels.max()) + 1, images.shape[1], 3, mean, std, 0, len(labels), path)
+    return normalize(tensor, info), torch.from_numpy(labels.astype(np.int64)), info.num_classes
+
+
+def score_architecture(
+    *,
+    space: str = "nb201",
+    arch: str | None = None,
+    index: int | None = None,
+    benchmark: str | None = None,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    batch_file: str | None = None,
+    batch_size: int | None = None,
+    bn_mode: str = "train",
+    metrics: str = "knas,tenas,fnorm,trace,lga",
+    params: str = "weights",
+    variant: str = "study",
+    strategy: str = "auto",
+    chunk_size: int | None = None,
+    seed: int = 42,
+    device: str = "cpu",
+) -> ScoreOutcome:
+    target_device = _device(device)
+    build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
+    if batch_file:
+        info = dataset_info(dataset) if dataset else None
+        inputs, targets, num_classes = load_batch_file(batch_file, info, batch_size)
+        description = f"{len(targets)} images from {batch_file}"
+    elif dataset:
+        if not data_dir:
+            raise DataError(f"--dataset {dataset} needs --data-dir (download: {dataset_info(dataset).source})")
+        train = load_dataset(dataset, data_dir, "train", device=target_device)
+        size = batch_size or train.info.default_batch_size
+        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
+        num_classes = train.info.num_classes
+        description = f"{size} augmented {train.info.name} training images (seed {seed})"
+    else:
+        from ntknas.data.digits import load_digits_dataset
+
+        train, _ = load_digits_dataset(image_size=32, device=target_device)
+        size = batch_size or BUILTIN_BATCH_SIZE
+        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
+        num_classes = train.info.num_classes
+        description = f"{size} built-in handwritten digits (scikit-learn), upsampled to 32×32"
+    if inputs.shape[0] < 2:
+        raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
+    torch.manual_seed(seed)
+    options: dict[str, Any] = {"variant": variant} if space == "nb201" else {}
+    net = build_network(space, build_arg, num_classes, **options).to(target_device)
+    inputs, targets = inputs.to(target_device), targets.to(target_device)
+    started = time.perf_counter()
+    run = run_metrics(net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size)
+    seconds = time.perf_counter() - started
+    return ScoreOutcome(
+        space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
+        _device_name(target_device), seconds, run.values,
+    )

@@ -1,0 +1,180 @@
+"""A correlate run's outputs: scores.csv, summary.json, summary.md and the plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ntknas.experiments.statistics import rank_correlation
+from ntknas.metrics import get_metric
+from ntknas.store import ResultStore
+
+if TYPE_CHECKING:
+    from ntknas.experiments.correlate import ArchEntry, CorrelateConfig
+
+SCORES_FILE = "scores.csv"
+SUMMARY_JSON = "summary.json"
+SUMMARY_MD = "summary.md"
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    index: int | None
+    arch: str
+    bn: str
+    train_epochs: int
+    accuracy: float | None
+    values: dict[str, float | None]
+    reasons: dict[str, str]
+
+
+def score_table(store: ResultStore, config: CorrelateConfig, entries: Sequence[ArchEntry]) -> list[ScoreRow]:
+    """One row per (architecture, BN mode, training stage) of this run's settings."""
+    wanted = {entry.key: entry for entry in entries}
+    grouped: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(dict)
+    reasons: dict[tuple[str, str, int], dict[str, str]] = defaultdict(dict)
+    for m in store.measurements(
+        space=config.space, dataset=config.dataset, seed=config.seed,
+        batch_size=config.batch_size, protocol=config.protocol_tag,
+    ):
+        if m.arch not in wanted or m.metric not in config.metrics:
+            continue
+        key = (m.arch, m.bn_mode, m.train_epochs)
+        grouped[key][m.metric] = m.value
+        if m.reason:
+            reasons[key][m.metric] = m.reason
+    rows = []
+    for entry in entries:
+        for epochs in config.train_epochs:
+            for bn in config.bn_modes:
+                key = (entry.key, bn, epochs)
+                if key in grouped:
+                    rows.append(ScoreRow(entry.index, entry.key, bn, epochs, entry.accuracy,
+                                         grouped[key], reasons.get(key, {})))
+    return rows
+
+
+def summarize(rows: Sequence[ScoreRow], config: CorrelateConfig) -> list[dict[str, Any]]:
+    """One record per (metric, BN mode, training stage): signed Kendall/Spearman with 95% CIs."""
+    records = []
+    for epochs in config.train_epochs:
+        for bn in config.bn_modes:
+            subset = [r for r in rows if r.bn == bn and r.train_epochs == epochs]
+            if not subset:
+                continue
+            accuracy = np.array([np.nan if r.accuracy is None else r.accuracy for r in subset])
+            for metric in config.metrics:
+                values = np.array([_finite_or_nan(r.values.get(metric)) for r in subset])
+                result = rank_correlation(values, accuracy)
+                direction = get_metric(metric).higher_is_better
+                records.append({
+                    "metric": metric,
+                    "bn": bn,
+                    "train_epochs": epochs,
+                    "n": result.n,
+                    "kendall": _json_float(result.kendall),
+                    "spearman": _json_float(result.spearman),
+                    "kendall_ci": [_json_float(v) for v in result.kendall_ci],
+                    "spearman_ci": [_json_float(v) for v in result.spearman_ci],
+                    "missing": int(np.sum(~np.isfinite(values))),
+                    "higher_is_better": direction,
+                })
+    return records
+
+
+def write_correlation_outputs(
+    store: ResultStore, config: CorrelateConfig, entries: Sequence[ArchEntry]
+) -> list[Path]:
+    run_dir = store.run_dir
+    rows = score_table(store, config, entries)
+    records = summarize(rows, config)
+    files = [
+        _write_scores(run_dir / SCORES_FILE, rows, config),
+        _write_json(run_dir / SUMMARY_JSON, records),
+        _write_markdown(run_dir / SUMMARY_MD, records, config, store),
+    ]
+    if rows:
+        from ntknas.report.plots import plot_metric_scatter, plot_tau_vs_epochs
+
+        for metric in config.metrics:
+            files.append(plot_metric_scatter(run_dir / f"scatter_{metric}.png", metric, rows, records, config))
+        if len(config.train_epochs) > 1:
+            files.append(plot_tau_vs_epochs(run_dir / "kendall_vs_epochs.png", records, config))
+    return files
+
+
+def _write_scores(path: Path, rows: Sequence[ScoreRow], config: CorrelateConfig) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "arch", "bn", "train_epochs", "accuracy", *config.metrics])
+        for row in rows:
+            writer.writerow([
+                "" if row.index is None else row.index, row.arch, row.bn, row.train_epochs,
+                "" if row.accuracy is None else repr(row.accuracy),
+                *("" if row.values.get(m) is None else repr(row.values[m]) for m in config.metrics),
+            ])
+    return path
+
+
+def _write_json(path: Path, records: list[dict[str, Any]]) -> Path:
+    path.write_text(json.dumps(records, indent=2) + "\n")
+    return path
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        "| metric | BN | epochs | n | Kendall τ [95% CI] | Spearman ρ [95% CI] | ranks by | missing |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in records:
+        direction = {True: "higher", False: "lower", None: "—"}[r["higher_is_better"]]
+        lines.append(
+            f"| {r['metric']} | {r['bn']} | {r['train_epochs']} | {r['n']} | "
+            f"{_fmt(r['kendall'])} [{_fmt(r['kendall_ci'][0])}, {_fmt(r['kendall_ci'][1])}] | "
+            f"{_fmt(r['spearman'])} [{_fmt(r['spearman_ci'][0])}, {_fmt(r['spearman_ci'][1])}] | "
+            f"{direction} | {r['missing']} |"
+        )
+    return "\n".join(lines)
+
+
+def _write_markdown(path: Path, records: list[dict[str, Any]], config: CorrelateConfig, store: ResultStore) -> Path:
+    environment = store.get_meta("environment") or {}
+    target = config.target or "the benchmark's default target"
+    text = [
+        f"# ntknas correlate — {config.space}, {config.dataset}",
+        "",
+        f"- command: `{store.get_meta('last_command')}`",
+        f"- protocol: {config.protocol}; measured on: {config.measured_on.replace('_', ' ')} "
+        f"({config.batch_size} images, seed {config.seed}); network variant: {config.variant}; "
+        f"kernel parameters: {config.params}",
+        f"- ground truth: {config.benchmark or 'given by the caller'} (target: {target})",
+        f"- device: {environment.get('device', '?')}; torch {environment.get('torch', '?')}",
+        "",
+        "Correlations are signed: for a metric that ranks by 'lower' (e.g. tenas), a good metric",
+        "has a NEGATIVE correlation with accuracy.",
+        "",
+        markdown_table(records),
+        "",
+    ]
+    path.write_text("\n".join(text))
+    return path
+
+
+def _finite_or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _json_float(value: float) -> float | None:
+    return None if not math.isfinite(value) else round(float(value), 6)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.3f}"

@@ -1,0 +1,73 @@
+"""PNG plots of correlate and track runs (matplotlib, headless)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+if TYPE_CHECKING:
+    from ntknas.experiments.correlate import CorrelateConfig
+    from ntknas.report.correlation import ScoreRow
+
+
+def _wide_range(values: np.ndarray) -> bool:
+    positive = values[np.isfinite(values)]
+    return positive.size > 1 and bool(np.all(positive > 0)) and positive.max() / positive.min() > 1e3
+
+
+def plot_metric_scatter(
+    path: Path, metric: str, rows: Sequence[ScoreRow], records: Sequence[dict[str, Any]], config: CorrelateConfig
+) -> Path:
+    """Accuracy vs metric, one panel per (BN mode, training stage), τ and ρ in each title."""
+    panels = [(bn, e) for e in config.train_epochs for bn in config.bn_modes]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    for ax, (bn, epochs) in zip(axes[0], panels):
+        subset = [r for r in rows if r.bn == bn and r.train_epochs == epochs]
+        x = np.array([np.nan if r.values.get(metric) is None else r.values[metric] for r in subset], dtype=float)
+        y = np.array([np.nan if r.accuracy is None else r.accuracy for r in subset], dtype=float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        ax.scatter(x[keep], y[keep], s=10, alpha=0.6, edgecolors="none")
+        if _wide_range(x[keep]):
+            ax.set_xscale("log")
+        record = next((r for r in records if r["metric"] == metric and r["bn"] == bn and r["train_epochs"] == epochs), None)
+        tau = "n/a" if record is None or record["kendall"] is None else f"{record['kendall']:+.3f}"
+        rho = "n/a" if record is None or record["spearman"] is None else f"{record['spearman']:+.3f}"
+        ax.set_title(f"{metric} ({bn} BN, {epochs} ep)\nτ = {tau}, ρ = {rho}, n = {int(keep.sum())}", fontsize=9)
+        ax.set_xlabel(metric)
+        ax.set_ylabel("accuracy (%)")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: CorrelateConfig) -> Path:
+    """Kendall τ of each metric against training epochs, one line per (metric, BN mode)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for metric in config.metrics:
+        for bn in config.bn_modes:
+            points = sorted(
+                (r["train_epochs"], r["kendall"]) for r in records
+                if r["metric"] == metric and r["bn"] == bn and r["kendall"] is not None
+            )
+            if points:
+                xs, ys = zip(*points)
+                ax.plot(xs, ys, marker="o", linestyle="-" if bn == "train" else "--", label=f"{metric} ({bn})")
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("training epochs before measuring")
+    ax.set_ylabel("Kendall τ with accuracy (signed)")
+    ax.set_title("How much training do the metrics need?")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,236 @@
+"""The results store: one SQLite file per run folder, written one work item at a time.
+
+Every measurement row is keyed by (space, arch, dataset, bn_mode, train_epochs, seed,
+batch_size, protocol, metric) and holds a value or the reason it is missing. A work item (one
+architecture at one training stage) writes all its rows and its completion mark in ONE
+transaction, so a kill at any moment loses at most the item in flight and never leaves a part of
+one; a rerun skips every item already marked done. Rows carry plain values only, so any executor
+(a loop, several GPUs, a Ray cluster) can compute items elsewhere and hand the rows to the store.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ntknas.errors import DataError
+
+STORE_FILE = "results.sqlite"
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS measurements (
+    space TEXT NOT NULL, arch TEXT NOT NULL, dataset TEXT NOT NULL, bn_mode TEXT NOT NULL,
+    train_epochs INTEGER NOT NULL, seed INTEGER NOT NULL, batch_size INTEGER NOT NULL,
+    protocol TEXT NOT NULL, metric TEXT NOT NULL,
+    value REAL, reason TEXT, seconds REAL NOT NULL, device TEXT NOT NULL, created REAL NOT NULL,
+    PRIMARY KEY (space, arch, dataset, bn_mode, train_epochs, seed, batch_size, protocol, metric)
+);
+CREATE TABLE IF NOT EXISTS items (
+    item TEXT PRIMARY KEY, space TEXT NOT NULL, arch TEXT NOT NULL, arch_index INTEGER,
+    train_epochs INTEGER NOT NULL, accuracy REAL, seconds REAL NOT NULL, device TEXT NOT NULL,
+    info TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS training (
+    space TEXT NOT NULL, arch TEXT NOT NULL, seed INTEGER NOT NULL, epoch INTEGER NOT NULL,
+    train_loss REAL, train_accuracy REAL, seconds REAL NOT NULL,
+    PRIMARY KEY (space, arch, seed, epoch)
+);
+CREATE TABLE IF NOT EXISTS tracking (
+    arch TEXT NOT NULL, epoch INTEGER NOT NULL, quantity TEXT NOT NULL, value REAL,
+    PRIMARY KEY (arch, epoch, quantity)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One metric of one architecture under one setting: a value or a missing reason."""
+
+    space: str
+    arch: str
+    dataset: str
+    bn_mode: str
+    train_epochs: int
+    seed: int
+    batch_size: int
+    protocol: str
+    metric: str
+    value: float | None
+    reason: str | None
+    seconds: float
+    device: str
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """The completion mark of one work item, written with its measurements."""
+
+    item: str
+    space: str
+    arch: str
+    arch_index: int | None
+    train_epochs: int
+    accuracy: float | None
+    seconds: float
+    device: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    space: str
+    arch: str
+    seed: int
+    epoch: int
+    train_loss: float | None
+    train_accuracy: float | None
+    seconds: float
+
+
+class ResultStore:
+    """A run folder's SQLite store. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / STORE_FILE
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            self._db.commit()
+        except sqlite3.DatabaseError as error:
+            raise DataError(
+                f"{self.path} is not a readable ntknas results store ({error}): "
+                "choose another --out folder or remove the file"
+            ) from None
+        except OSError as error:
+            raise DataError(f"cannot create the run folder {self.run_dir}: {error.strerror}") from None
+
+    def __enter__(self) -> ResultStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # --- run settings -------------------------------------------------------------------
+    def get_meta(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def set_meta(self, key: str, value: Any) -> None:
+        with self._db:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                (key, json.dumps(value, sort_keys=True)),
+            )
+
+    def claim_settings(self, kind: str, settings: Mapping[str, Any], force: bool = False) -> None:
+        """Record this run's settings, refusing a folder that holds a run with other settings.
+
+        Settings that only select which architectures to measure are the caller's to leave out,
+        so a rerun over a larger range resumes instead of being refused.
+        """
+        stored_kind = self.get_meta("kind")
+        stored = self.get_meta("settings")
+        wanted = json.loads(json.dumps(dict(settings), sort_keys=True))
+        if stored is not None and not force and (stored_kind != kind or stored != wanted):
+            differences = sorted(
+                key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key)
+            )
+            detail = ", ".join(
+                f"{key}: stored {stored.get(key)!r} vs now {wanted.get(key)!r}" for key in differences
+            )
+            raise DataError(
+                f"{self.run_dir} holds a {stored_kind} run with other settings ({detail or 'kind differs'}): "
+                "use another --out folder, or --force to add these results beside it"
+            )
+        self.set_meta("kind", kind)
+        self.set_meta("settings", wanted)
+        self.set_meta("schema_version", SCHEMA_VERSION)
+
+    # --- work items ---------------------------------------------------------------------
+    def done_items(self) -> set[str]:
+        return {row[0] for row in self._db.execute("SELECT item FROM items")}
+
+    def commit_item(
+        self,
+        record: ItemRecord,
+        measurements: Iterable[Measurement],
+        training: Iterable[TrainingRecord] = (),
+    ) -> None:
+        """Write an item's rows and its completion mark atomically (all or nothing)."""
+        now = time.time()
+        with self._db:  # one transaction: rolled back on any error or kill
+            self._db.executemany(
+                "INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [
+                    (m.space, m.arch, m.dataset, m.bn_mode, m.train_epochs, m.seed, m.batch_size,
+                     m.protocol, m.metric, m.value, m.reason, m.seconds, m.device, now)
+                    for m in measurements
+                ],
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO training VALUES (?,?,?,?,?,?,?)",
+                [
+                    (t.space, t.arch, t.seed, t.epoch, t.train_loss, t.train_accuracy, t.seconds)
+                    for t in training
+                ],
+            )
+            self._db.execute(
+                "INSERT OR REPLACE INTO items VALUES (?,?,?,?,?,?,?,?,?,?)",
+                (record.item, record.space, record.arch, record.arch_index, record.train_epochs,
+                 record.accuracy, record.seconds, record.device,
+                 json.dumps(dict(record.info), sort_keys=True), now),
+            )
+
+    def items(self) -> list[ItemRecord]:
+        rows = self._db.execute(
+            "SELECT item, space, arch, arch_index, train_epochs, accuracy, seconds, device, info "
+            "FROM items ORDER BY created"
+        )
+        return [ItemRecord(*row[:8], info=json.loads(row[8])) for row in rows]
+
+    # --- reading ------------------------------------------------------------------------
+    def measurements(self, **where: Any) -> list[Measurement]:
+        """Measurements, optionally filtered by equality on any key column."""
+        columns = [f.name for f in Measurement.__dataclass_fields__.values()]
+        unknown = set(where) - set(columns)
+        if unknown:
+            raise ValueError(f"unknown measurement columns {sorted(unknown)}")
+        clause = " AND ".join(f"{key} = ?" for key in where)
+        query = f"SELECT {', '.join(columns)} FROM measurements"
+        if clause:
+            query += f" WHERE {clause}"
+        query += " ORDER BY rowid"
+        return [Measurement(*row) for row in self._db.execute(query, tuple(where.values()))]
+
+    def training_records(self) -> list[TrainingRecord]:
+        rows = self._db.execute("SELECT * FROM training ORDER BY space, arch, seed, epoch")
+        return [TrainingRecord(*row) for row in rows]
+
+    # --- kernel tracking ----------------------------------------------------------------
+    def commit_tracking(self, arch: str, epoch: int, values: Mapping[str, float | None]) -> None:
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO tracking VALUES (?,?,?,?)",
+                [(arch, epoch, quantity, value) for quantity, value in values.items()],
+            )
+
+    def tracking_rows(self) -> Iterator[tuple[str, int, str, float | None]]:
+        yield from self._db.execute("SELECT * FROM tracking ORDER BY arch, epoch, quantity")
+
+
+def measurement_dicts(rows: Sequence[Measurement]) -> list[dict[str, Any]]:
+    return [asdict(row) for row in rows]

@@ -1,0 +1,220 @@
+"""Experiment 1 end to end on tiny networks: outputs, resume, atomicity, settings, bad input."""
+
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures_data import write_cifar10
+from ntknas.cli import main
+from ntknas.errors import DataError
+from ntknas.experiments import correlate as correlate_module
+from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = {"channels": 4, "cells_per_stage": 1}
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory) -> Path:
+    return write_cifar10(tmp_path_factory.mktemp("cifar"), per_class=2).parent
+
+
+@pytest.fixture(scope="module")
+def nb201_csv(shared_data) -> Path:
+    return shared_data / "nb201" / "nb201_accuracies.csv"
+
+
+def _config(cifar_dir, nb201_csv, out, **overrides) -> CorrelateConfig:
+    settings = dict(
+        dataset="cifar10", data_dir=str(cifar_dir), benchmark=str(nb201_csv), archs="0:4",
+        batch_size=6, out=str(out), network_options=TINY, metrics=("knas", "tenas", "lga"),
+    )
+    settings.update(overrides)
+    return CorrelateConfig(**settings)
+
+
+def test_outputs_and_resume(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    assert (outcome.measured, outcome.skipped) == (4, 0)
+    for name in ("results.sqlite", "scores.csv", "summary.json", "summary.md", "scatter_lga.png"):
+        assert (out / name).is_file(), name
+    with (out / "scores.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == ["index", "arch", "bn", "train_epochs", "accuracy", "knas", "tenas", "lga"]
+    assert len(rows) == 8 and {r["bn"] for r in rows} == {"train", "eval"}
+    assert rows[0]["index"] == "0" and rows[0]["arch"].startswith("|avg_pool_3x3~0|")
+    assert float(rows[0]["accuracy"]) > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary) == 6
+    assert set(summary[0]) >= {"metric", "bn", "train_epochs", "n", "kendall", "spearman", "kendall_ci", "spearman_ci"}
+    assert all(r["n"] == 4 for r in summary)
+    first = (out / "scores.csv").read_text()
+    again = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    assert (again.measured, again.skipped) == (0, 4)
+    assert (out / "scores.csv").read_text() == first
+
+
+def test_same_batch_for_every_architecture_and_seeded_build(cifar_dir, nb201_csv, tmp_path):
+    """Rerunning one architecture in a fresh folder reproduces its stored values exactly."""
+    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "a", archs="0:3"), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "b", archs="2"), show_progress=False)
+    read = lambda p: {(r["arch"], r["bn"]): r for r in csv.DictReader((p / "scores.csv").open())}
+    a, b = read(tmp_path / "a"), read(tmp_path / "b")
+    for key, row in b.items():
+        assert a[key]["knas"] == row["knas"] and a[key]["lga"] == row["lga"]
+
+
+def test_failure_mid_run_leaves_no_partial_architecture(cifar_dir, nb201_csv, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    real = correlate_module._evaluate
+
+    def failing(net, batch, config, bn_mode):
+        calls["n"] += 1
+        if calls["n"] == 6:  # third architecture, second BN mode
+            raise RuntimeError("simulated crash")
+        return real(net, batch, config, bn_mode)
+
+    monkeypatch.setattr(correlate_module, "_evaluate", failing)
+    with pytest.raises(RuntimeError, match="simulated"):
+        run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    db = sqlite3.connect(out / "results.sqlite")
+    archs = {row[0] for row in db.execute("SELECT arch FROM measurements")}
+    assert len(archs) == 2 and db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 2
+    assert db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2 * 2 * 3
+    db.close()
+    monkeypatch.setattr(correlate_module, "_evaluate", real)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    assert (outcome.measured, outcome.skipped) == (2, 2)
+
+
+def test_kill_9_then_resume(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(REPO / 'tests')!r})
+        from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+        config = CorrelateConfig(dataset="cifar10", data_dir={str(cifar_dir)!r}, benchmark={str(nb201_csv)!r},
+            archs="0:40", batch_size=6, out={str(out)!r}, network_options={TINY!r}, metrics=("knas", "lga"))
+        run_correlate(config, show_progress=False)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
+    deadline = time.time() + 120
+    done = 0
+    while time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+        if (out / "results.sqlite").exists():
+            try:
+                with sqlite3.connect(out / "results.sqlite", timeout=1) as db:
+                    done = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue
+            if done >= 2:
+                break
+    assert process.poll() is None, "the run finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    with sqlite3.connect(out / "results.sqlite") as db:
+        items = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+        measured_archs = db.execute("SELECT COUNT(DISTINCT arch) FROM measurements").fetchone()[0]
+        rows = db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0]
+    assert items >= 2 and measured_archs == items and rows == items * 2 * 2
+    outcome = run_correlate(
+        CorrelateConfig(dataset="cifar10", data_dir=str(cifar_dir), benchmark=str(nb201_csv), archs="0:40",
+                        batch_size=6, out=str(out), network_options=TINY, metrics=("knas", "lga")),
+        show_progress=False,
+    )
+    assert outcome.skipped == items and outcome.measured == 40 - items
+
+
+def test_other_settings_refused_unless_forced(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
+    with pytest.raises(DataError, match="other settings.*batch_size"):
+        run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4), show_progress=False)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4, force=True), show_progress=False)
+    assert outcome.measured == 2
+
+
+def test_nan_kernel_stored_as_missing_and_run_continues(cifar_dir, nb201_csv, tmp_path, monkeypatch):
+    real = correlate_module.network_factory
+
+    def poisoned(config, num_classes):
+        build = real(config, num_classes)
+
+        def make(entry):
+            net = build(entry)
+            if entry.index == 1:
+                with torch.no_grad():
+                    net.stem[0].weight.fill_(float("nan"))
+            return net
+
+        return make
+
+    monkeypatch.setattr(correlate_module, "network_factory", poisoned)
+    out = tmp_path / "run"
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"), show_progress=False)
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = db.execute("SELECT arch, value, reason FROM measurements").fetchall()
+    poisoned_rows = [r for r in rows if r[2]]
+    assert len(poisoned_rows) == 2 * 3 and all(r[1] is None and "non-finite" in r[2] for r in poisoned_rows)
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(r["n"] == 2 and r["missing"] == 1 for r in summary)
+
+
+def _cli(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--dataset", "mnist"], "unknown dataset"),
+        (["--space", "nb301"], "unknown search space"),
+        (["--metrics", "knas,accuracy"], "unknown metric"),
+        (["--target", "cifar10_top5"], "unknown target column"),
+        (["--archs", "15000:16000"], "outside the benchmark"),
+        (["--archs", "abc"], "cannot read"),
+        (["--bn", "frozen"], "unknown BatchNorm mode"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(extra, message, cifar_dir, nb201_csv, tmp_path, capsys):
+    args = ["correlate", "--data-dir", str(cifar_dir), "--benchmark", str(nb201_csv), "--archs", "0:2",
+            "--batch-size", "4", "--out", str(tmp_path / "run"), "--no-progress"]
+    code, out, err = _cli(args + extra, capsys)
+    assert code == 2
+    assert message in err and err.count("\n") == 1, err
+
+
+def test_missing_or_corrupt_files_are_one_line(tmp_path, nb201_csv, cifar_dir, capsys):
+    corrupt = tmp_path / "bad.csv"
+    corrupt.write_text("index,arch_str,cifar10_valid_test\n0,|nonsense|,x\n")
+    for args in (
+        ["--data-dir", str(tmp_path / "nowhere"), "--benchmark", str(nb201_csv)],
+        ["--data-dir", str(cifar_dir), "--benchmark", str(tmp_path / "missing.csv")],
+        ["--data-dir", str(cifar_dir), "--benchmark", str(corrupt)],
+    ):
+        code, out, err = _cli(["correlate", *args, "--archs", "0:1", "--batch-size", "4",
+                               "--out", str(tmp_path / "run"), "--no-progress"], capsys)
+        assert code == 2 and err.count("\n") == 1, err
+
+
+def test_cli_end_to_end_prints_summary(cifar_dir, nb201_csv, tmp_path, capsys):
+    code, out, err = _cli(["correlate", "--data-dir", str(cifar_dir), "--benchmark", str(nb201_csv),
+                           "--archs", "3,4", "--batch-size", "4", "--metrics", "knas,lga", "--bn", "eval",
+                           "--out", str(tmp_path / "run"), "--no-progress"], capsys)
+    assert code == 0, err
+    assert "| knas | eval | 0 | 2 |" in out
