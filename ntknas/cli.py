@@ -163,6 +163,50 @@ def _command_line() -> str:
     return "ntknas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+def _add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo",
+        help="a few-minute miniature of experiment 1 on built-in data (no download)",
+        description="A small, honest end-to-end run on scikit-learn's handwritten digits: see its output for what it is and is not.",
+    )
+    parser.add_argument("--out", default="runs/demo", help="run folder (default runs/demo)")
+    parser.add_argument("--archs", type=int, default=24, help="number of NB201 cells to sample (default 24)")
+    parser.add_argument("--epochs", type=int, default=12, help="training epochs for each cell's ground-truth accuracy (default 12)")
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from ntknas.experiments.demo import DemoConfig, demo_preamble, run_demo
+
+    config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
+    print(demo_preamble(config))
+    outcome = run_demo(args.out, config)
+    print()
+    print((outcome.run_dir / "summary.md").read_text())
+    print(f"done in {outcome.seconds:.0f} s; scores, summary and scatter plots in {outcome.run_dir}/")
+    return 0
+
+
+def _add_export_benchmark(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export-benchmark",
+        help="write the compact ground-truth CSV from an official NAS-Bench-201 / NATS-Bench file",
+        description="Load the official benchmark file once (slow, GBs) and write the compact CSV that --benchmark reads fast.",
+    )
+    parser.add_argument("official", help="NAS-Bench-201-v1_0-e61699.pth, NAS-Bench-201-v1_1-096897.pth or a NATS-tss file")
+    parser.add_argument("--out", required=True, help="CSV to write")
+    parser.add_argument("--hp", default="200", choices=["12", "200"], help="training schedule (default 200 epochs)")
+    parser.set_defaults(handler=_run_export_benchmark)
+
+
+def _run_export_benchmark(args: argparse.Namespace) -> int:
+    from ntknas.groundtruth.official import export_benchmark_csv
+
+    path = export_benchmark_csv(args.official, args.out, hp=args.hp)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ntknas",
@@ -175,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     _add_score(commands)
     _add_correlate(commands)
+    _add_demo(commands)
+    _add_export_benchmark(commands)
     return parser
 
 

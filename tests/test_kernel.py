@@ -146,3 +146,63 @@ def test_bad_options_are_one_line_errors():
         with pytest.raises(NtknasError) as info:
             empirical_ntk(net, inputs, **kwargs)
         assert "\n" not in str(info.value)
+
+
+NB201_CASES = [
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|",
+    "|none~0|+|skip_connect~0|none~1|+|avg_pool_3x3~0|none~1|nor_conv_1x1~2|",
+]
+
+
+@pytest.mark.parametrize("arch", NB201_CASES)
+@pytest.mark.parametrize("variant", ["study", "benchmark"])
+@pytest.mark.parametrize("bn_mode", ["train", "eval"])
+def test_engine_equals_reference_on_nb201(arch, variant, bn_mode):
+    from ntknas import build_network
+
+    def make():
+        torch.manual_seed(3)
+        return build_network("nb201", arch, 10, variant=variant, channels=4, cells_per_stage=1)
+
+    inputs = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    for strategy, chunk in (("auto", None), ("batched", 2)):
+        kernel = empirical_ntk(make(), inputs, bn_mode=bn_mode, strategy=strategy, chunk_size=chunk)
+        assert relative_error(kernel, reference_ntk(make(), inputs, bn_mode)) < 1e-5
+
+
+NB101_CASES = [
+    # The official example cell, and a cell with a max-pool and an input->output edge.
+    ([[0, 1, 1, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 1, 0, 0],
+      [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0]],
+     ["input", "conv1x1-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "output"]),
+    ([[0, 1, 0, 1], [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 0]],
+     ["input", "maxpool3x3", "conv3x3-bn-relu", "output"]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(NB101_CASES)))
+@pytest.mark.parametrize("bn_mode", ["train", "eval"])
+def test_engine_equals_reference_on_nb101(case, bn_mode):
+    from ntknas import build_network
+
+    def make():
+        torch.manual_seed(4)
+        return build_network("nb101", NB101_CASES[case], 10, stem_channels=8, num_stacks=2, cells_per_stack=1)
+
+    inputs = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    result = compute_ntk(make(), inputs, bn_mode=bn_mode, chunk_size=3)
+    assert result.coupled == (bn_mode == "train")
+    assert relative_error(result.kernel, reference_ntk(make(), inputs, bn_mode)) < 1e-5
+
+
+def test_full_width_nb201_cell_matches_reference():
+    from ntknas import build_network
+
+    def make():
+        torch.manual_seed(42)
+        return build_network("nb201", NB201_CASES[0], 10)
+
+    inputs = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    kernel = empirical_ntk(make(), inputs, bn_mode="train")
+    assert relative_error(kernel, reference_ntk(make(), inputs, "train")) < 1e-5

@@ -287,21 +287,24 @@ def test_amp_on_cpu_is_ignored_with_a_note(small_train: ImageDataset, caplog: py
 
 
 def test_channels_last_on_cpu_trains_the_same_recipe(small_train: ImageDataset) -> None:
-    two_batches = small_train.subset(range(2 * SMALL_BATCH))
-    nhwc = Trainer(_net(), two_batches, TrainConfig(batch_size=SMALL_BATCH, channels_last=True), "cpu")
+    one_batch = small_train.subset(range(SMALL_BATCH))
+    nhwc = Trainer(_net(), one_batch, TrainConfig(batch_size=SMALL_BATCH, channels_last=True), "cpu")
     conv = next(m for m in nhwc.net.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
     assert not conv.weight.is_contiguous()
-    nchw = Trainer(_net(), two_batches, TrainConfig(batch_size=SMALL_BATCH), "cpu")
+    nchw = Trainer(_net(), one_batch, TrainConfig(batch_size=SMALL_BATCH), "cpu")
     initial = _weights(nchw.net)
     stats_nhwc = nhwc.train_epochs(1)
     stats_nchw = nchw.train_epochs(1)
-    # Same arithmetic up to summation order inside the convolutions. Only two updates: the
-    # rounding differences grow quickly over more steps of a 4-channel net.
+    # Same arithmetic up to summation order inside the convolutions. One update only: over a few
+    # more steps of a 4-channel net the rounding differences grow far beyond rounding size.
     assert stats_nhwc[0].train_loss == pytest.approx(stats_nchw[0].train_loss, rel=1e-5)
     after_nhwc, after_nchw = _weights(nhwc.net), _weights(nchw.net)
+    parameters = {name for name, _ in nchw.net.named_parameters()}
     for key, value in after_nchw.items():
-        torch.testing.assert_close(after_nhwc[key], value, rtol=1e-4, atol=1e-6, msg=key)
+        # Running means are means of activations that nearly cancel: absolute rounding is larger.
+        atol = 1e-6 if key in parameters else 1e-5
+        torch.testing.assert_close(after_nhwc[key], value, rtol=1e-4, atol=atol, msg=key)
     assert _any_differs(initial, after_nchw)
 
 

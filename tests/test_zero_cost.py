@@ -148,7 +148,7 @@ _NB201_PUBLISHED_MFLOPS = {
 def test_flops_reproduce_nb201_published_extremes(classes: int, size: int) -> None:
     smallest, largest = _NB201_PUBLISHED_MFLOPS[(classes, size)]
     images = torch.zeros(2, 3, size, size)
-    no_conv = build_nb201("|none~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|none~1|none~2|", classes, "benchmark")
+    no_conv = build_nb201("014000", classes, "benchmark")  # none, skip, avg_pool, none, none, none
     all_conv = build_nb201("333333", classes, "benchmark")
     assert round(count_flops(no_conv, images).flops / 1e6, 5) == pytest.approx(smallest, abs=1e-9)
     assert round(count_flops(all_conv, images).flops / 1e6, 5) == pytest.approx(largest, abs=1e-9)
@@ -159,16 +159,21 @@ def test_flops_reproduce_nb201_published_extremes(classes: int, size: int) -> No
 # ---------------------------------------------------------------------------------------------
 
 
+def _reference_copy(net: _ConvNet, bn_mode: str) -> _ConvNet:
+    """A copy in the modes the proxies use: BatchNorm in bn_mode, everything else eval."""
+    reference = copy.deepcopy(net)
+    reference.eval()
+    reference.bn.train(bn_mode == "train")
+    return reference
+
+
 @pytest.mark.parametrize("bn_mode", ["train", "eval"])
 def test_grad_norm_and_snip_equal_direct_torch_computation(bn_mode: str) -> None:
     torch.manual_seed(3)
     net = _ConvNet()
     inputs, targets = _batch(6, classes=3, size=8)
 
-    reference = copy.deepcopy(net)
-    reference.eval()
-    if bn_mode == "train":
-        reference.bn.train()
+    reference = _reference_copy(net, bn_mode)
     F.cross_entropy(reference(inputs), targets).backward()
     layers = [reference.conv, reference.fc]
     expected_norm = sum(float(layer.weight.grad.norm()) for layer in layers)
@@ -187,16 +192,10 @@ def test_grad_norm_skips_frozen_weights() -> None:
     net.fc.weight.requires_grad_(False)
     frozen = loss_gradient_scores(net, inputs, targets)
     net.fc.weight.requires_grad_(True)
-    reference = copy.deepcopy(net)
-    F.cross_entropy(_train_bn(reference)(inputs), targets).backward()
+    reference = _reference_copy(net, "train")
+    F.cross_entropy(reference(inputs), targets).backward()
     assert frozen.grad_norm == pytest.approx(float(reference.conv.weight.grad.norm()), rel=1e-6)
     assert frozen.grad_norm < full.grad_norm
-
-
-def _train_bn(net: _ConvNet) -> _ConvNet:
-    net.eval()
-    net.bn.train()
-    return net
 
 
 def test_loss_proxies_reject_labels_beyond_the_outputs() -> None:

@@ -363,12 +363,12 @@ def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: Correla
 
 
 def _train_until(trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry) -> tuple[str | None, list[TrainingRecord]]:  # noqa: ANN001
-    from ntknas.train import TrainingDiverged
+    from ntknas.train import TrainingDivergedError
 
     assert config.seed is not None
     try:
         stats = trainer.train_epochs(epochs)
-    except TrainingDiverged as error:
+    except TrainingDivergedError as error:
         return f"training diverged: {error}", []
     records = [
         TrainingRecord(config.space, entry.key, config.seed, s.epoch, s.train_loss, s.train_accuracy, s.seconds)

@@ -151,7 +151,6 @@ class Trainer:
         self.config = config
         self.notes: list[str] = []
         self.net = net.to(self.device)
-        self._memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         if config.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.train_set = train_set.to(self.device)

@@ -1,0 +1,130 @@
+"""Time the NTK engine against the slow reference loop, side by side in one process.
+
+Cases: the largest NB201 cell (all 3×3 convs) and a small one, batch sizes 64/128/256, BatchNorm
+in train and eval mode, the study variant (cell BatchNorm without running statistics: samples
+coupled in both modes) and the benchmark variant (eval mode: samples independent). One line per
+case: reference time, engine time, speed-up, the engine's strategy, peak memory of each, and the
+kernels' relative difference. On a CPU, larger batches of a case are skipped once the reference
+loop passes --max-reference-seconds.
+
+    python perf/ntk_speed.py --device cpu
+    python perf/ntk_speed.py --device cuda --batch-sizes 64,128,256
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from ntknas.kernel import compute_ntk  # noqa: E402
+from ntknas.spaces.nb201 import build_nb201  # noqa: E402
+from reference_ntk import reference_ntk, relative_error  # noqa: E402
+
+LARGEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+SMALL = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"
+
+
+class PeakMemory:
+    """Peak memory of a block above its start: CUDA allocator peak, or sampled process RSS."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * 4096
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            self._base = self._rss()
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak_bytes = max(self.peak_bytes, self._rss() - self._base)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak_bytes = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self._stop.set()
+            self._thread.join()
+
+
+def timed(device: torch.device, run: Callable[[], torch.Tensor]) -> tuple[float, float, torch.Tensor]:
+    with PeakMemory(device) as memory:
+        start = time.perf_counter()
+        result = run()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - start
+    return seconds, memory.peak_bytes / 2**20, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-sizes", default="64,128,256")
+    parser.add_argument("--cells", default="largest,small")
+    parser.add_argument("--cases", default="study:train,study:eval,benchmark:eval", help="variant:bn_mode list")
+    parser.add_argument("--chunk-size", type=int, default=None, help="engine rows at once (memory bound)")
+    parser.add_argument("--max-reference-seconds", type=float, default=60.0)
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"# ntk_speed on {name}, torch {torch.__version__}, chunk_size={args.chunk_size}")
+    print(f"{'cell':<8}{'variant':<10}{'bn':<6}{'B':>5}{'reference s':>13}{'engine s':>10}{'speed-up':>10}"
+          f"  {'strategy':<11}{'ref MiB':>9}{'eng MiB':>9}{'rel.diff':>10}")
+    cells = {"largest": LARGEST, "small": SMALL}
+    for cell in args.cells.split(","):
+        for case in args.cases.split(","):
+            variant, bn_mode = case.split(":")
+            skip = False
+            for batch in (int(b) for b in args.batch_sizes.split(",")):
+                if skip:
+                    print(f"{cell:<8}{variant:<10}{bn_mode:<6}{batch:>5}  skipped: the reference loop took over "
+                          f"{args.max_reference_seconds:.0f} s at a smaller batch")
+                    continue
+                torch.manual_seed(42)
+                net = build_nb201(cells[cell], 10, variant=variant).to(device)
+                inputs = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device)
+                ref_s, ref_mb, ref_k = timed(device, lambda: reference_ntk(net, inputs, bn_mode))
+                result_box: dict[str, object] = {}
+
+                def engine() -> torch.Tensor:
+                    result = compute_ntk(net, inputs, bn_mode=bn_mode, chunk_size=args.chunk_size)
+                    result_box["strategy"] = result.strategy
+                    return result.kernel
+
+                eng_s, eng_mb, eng_k = timed(device, engine)
+                print(f"{cell:<8}{variant:<10}{bn_mode:<6}{batch:>5}{ref_s:>13.2f}{eng_s:>10.2f}{ref_s / eng_s:>9.1f}x"
+                      f"  {result_box['strategy']!s:<11}{ref_mb:>9.0f}{eng_mb:>9.0f}{relative_error(eng_k, ref_k):>10.1e}",
+                      flush=True)
+                del net, inputs, ref_k, eng_k
+                if device.type != "cuda" and ref_s > args.max_reference_seconds:
+                    skip = True
+
+
+if __name__ == "__main__":
+    main()
