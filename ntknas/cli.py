@@ -207,6 +207,93 @@ def _run_export_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_track(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "track",
+        help="how far each architecture's NTK moves from its initial kernel during training (experiment 3)",
+        description=(
+            "Train NAS-Bench-201 architectures with the study's SGD recipe and, at initialization and "
+            "every --every epochs, compute the full per-logit NTK of the first --samples images of a "
+            "label-sorted training batch (eval BN, all parameters); record the relative kernel "
+            "difference (reference and standard forms), kernel correlation and cosine, train loss and "
+            "accuracy and the parameter norm. Writes track.csv and one plot per quantity. Resumable: "
+            "rerun the same command after a kill; a larger --epochs continues training."
+        ),
+    )
+    parser.add_argument("--space", default="nb201", help="search space (nb201 only)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--archs", help="NB201 indices, ranges START:STOP, 6-digit op codes or arch strings, comma-separated, e.g. 6111,1")
+    which.add_argument("--band", help="COLUMN:LOW:HIGH: architectures whose --benchmark column lies in [LOW, HIGH], e.g. cifar10_test:92.4:92.9")
+    parser.add_argument("--sample", type=int, help="track a seeded random sample of K architectures of --band (or --archs, or all)")
+    parser.add_argument("--seed", type=int, default=42, help="seed of --sample (default 42)")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120")
+    parser.add_argument("--data-dir", help="folder with the dataset in its official format")
+    parser.add_argument("--benchmark", help="NB201 CSV/.pth: accuracies to colour the curves by (needed for --band)")
+    parser.add_argument("--target", help="accuracy column (default: the --band column, else cifar10_valid_test)")
+    parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100, the study's)")
+    parser.add_argument("--every", type=int, default=1, help="measure the kernel every k epochs (default 1)")
+    parser.add_argument("--samples", type=int, default=1, help="images in the kernel (default 1: a C×C kernel)")
+    parser.add_argument("--out", required=True, help="run folder (results.sqlite, track.csv, plots, checkpoints/)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--train-batch-size", type=int, default=1024, help="SGD batch size (default 1024, the study's)")
+    parser.add_argument("--model-seed", type=int, default=42, help="network and training seed (default 42)")
+    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
+    parser.add_argument("--channels", type=int, help="NB201 stem channels (default 16; smaller for quick trials)")
+    parser.add_argument("--cells-per-stage", type=int, help="NB201 cells per stage (default 5; smaller for quick trials)")
+    parser.add_argument("--strategy", default="batched", help="kernel strategy: batched | loop (default batched; both exact and deterministic)")
+    parser.add_argument("--chunk-size", type=int, help="kernel rows computed at once (bounds memory)")
+    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress lines")
+    parser.set_defaults(handler=_run_track)
+
+
+def _run_track(args: argparse.Namespace) -> int:
+    from ntknas.experiments.track import TrackConfig, run_track
+    from ntknas.report.tracking import TRACK_CSV
+
+    options = {}
+    if args.channels is not None:
+        options["channels"] = args.channels
+    if args.cells_per_stage is not None:
+        options["cells_per_stage"] = args.cells_per_stage
+    config = TrackConfig(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
+        target=args.target, archs=args.archs, band=args.band, sample=args.sample, sample_seed=args.seed,
+        epochs=args.epochs, every=args.every, samples=args.samples, out=args.out, device=args.device,
+        variant=args.variant, network_options=options, train_batch_size=args.train_batch_size,
+        model_seed=args.model_seed, strategy=args.strategy, chunk_size=args.chunk_size, force=args.force,
+    )
+    outcome = run_track(config, show_progress=not args.no_progress, command_line=_command_line())
+    diverged = f", {len(outcome.diverged)} diverged" if outcome.diverged else ""
+    print(
+        f"{outcome.tracked} architectures tracked, {outcome.skipped} already done{diverged}; "
+        f"{outcome.seconds:.1f} s. Results in {outcome.run_dir}/{TRACK_CSV} and track_*.png"
+    )
+    return 0
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "report",
+        help="an HTML and Markdown report of correlate and track run folders",
+        description=(
+            "Write report.html (self-contained: tables, embedded plots, commands, versions, seeds, wall "
+            "times) and report.md (the same, with relative image links) for one or more run folders."
+        ),
+    )
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by ntknas correlate or ntknas track")
+    parser.add_argument("--out", help="folder for report.html and report.md (default: the first RUN_DIR)")
+    parser.set_defaults(handler=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from ntknas.report.document import write_report
+
+    files = write_report(args.run_dirs, args.out)
+    print(f"wrote {files.html} and {files.markdown}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="ntknas",
@@ -221,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_correlate(commands)
     _add_demo(commands)
     _add_export_benchmark(commands)
+    _add_track(commands)
+    _add_report(commands)
     return parser
 
 

@@ -13,7 +13,7 @@ import json
 import platform
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,7 +235,8 @@ def run_correlate(
             build = network_factory(config, info.num_classes)
             progress = Progress(len(pending), "archs", enabled=show_progress)
             for entry in pending:
-                _measure_architecture(config, entry, build, batch, train_set, store, done, device)
+                for result in measure_architecture(config, entry, build, batch, train_set, done, device):
+                    store.commit_item(result.record, result.measurements, result.training)
                 progress.advance(entry.key)
             progress.close()
         from ntknas.report.correlation import write_correlation_outputs
@@ -288,16 +289,30 @@ def _item_key(config: CorrelateConfig, entry: ArchEntry, train_epochs: int) -> s
     )
 
 
-def _measure_architecture(
+@dataclass(frozen=True)
+class ItemResult:
+    """Everything one work item stores: committed together or not at all."""
+
+    record: ItemRecord
+    measurements: list[Measurement]
+    training: list[TrainingRecord]
+
+
+def measure_architecture(
     config: CorrelateConfig,
     entry: ArchEntry,
     build: Callable[[ArchEntry], torch.nn.Module],
     batch: MeasurementBatch,
     train_set: ImageDataset,
-    store: ResultStore,
     done: set[str],
     device: torch.device,
-) -> None:
+) -> Iterator[ItemResult]:
+    """Measure one architecture at each training stage, yielding one result per stage not done.
+
+    A pure worker: it reads nothing from and writes nothing to the store, so an executor can run
+    it anywhere (another GPU, another machine) and hand the results to the store's owner, which
+    commits each as it arrives.
+    """
     assert config.seed is not None and config.batch_size is not None
     started = time.perf_counter()
     torch.manual_seed(config.seed)
@@ -338,7 +353,7 @@ def _measure_architecture(
             seconds=time.perf_counter() - stage_started,
             device=_device_name(device), info={"diverged": diverged} if diverged else {},
         )
-        store.commit_item(record, measurements, training_rows)
+        yield ItemResult(record, measurements, training_rows)
         training_rows = []
         stage_started = time.perf_counter()
 

@@ -92,7 +92,7 @@ def kernel_correlation(theta_0: Any, theta_t: Any) -> float:
     denominator = float(torch.linalg.vector_norm(x)) * float(torch.linalg.vector_norm(y))
     if denominator == 0.0:
         return math.nan
-    return float(x @ y) / denominator
+    return max(-1.0, min(1.0, float(x @ y) / denominator))  # rounding can step past ±1
 
 
 def kernel_cosine(theta_0: Any, theta_t: Any) -> float:
@@ -101,7 +101,7 @@ def kernel_cosine(theta_0: Any, theta_t: Any) -> float:
     denominator = float(torch.linalg.vector_norm(a)) * float(torch.linalg.vector_norm(b))
     if denominator == 0.0:
         return math.nan
-    return float((a * b).sum()) / denominator
+    return max(-1.0, min(1.0, float((a * b).sum()) / denominator))  # Cauchy–Schwarz bound
 
 
 def kernel_distances(theta_0: Any, theta_t: Any) -> dict[str, float]:
@@ -230,12 +230,6 @@ class TrackConfig:
         """Refuse settings that cannot describe a tracking run, with one-line errors."""
         if self.space != "nb201":
             raise UnknownNameError(f"track supports --space nb201 only, got {self.space!r}")
-        if self.archs is None and self.band is None and self.sample is None:
-            raise InvalidArchError("track needs --archs (e.g. 6111,1) or --band COLUMN:LOW:HIGH with --sample K")
-        if self.archs is not None and self.band is not None:
-            raise InvalidArchError("--archs and --band both given: choose the architectures one way")
-        if self.band is not None and not self.benchmark:
-            raise DataError("--band needs --benchmark: the NB201 CSV whose column the band refers to")
         for name, minimum in (("epochs", 0), ("every", 1), ("samples", 1), ("train_batch_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -265,6 +259,14 @@ class TrackConfig:
 def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     """The architectures of ``--archs`` or ``--band`` (optionally a seeded ``--sample``), with accuracies."""
     config.check()
+    if config.archs is None and config.band is None and config.sample is None:
+        raise InvalidArchError("track needs --archs (e.g. 6111,1) or --band COLUMN:LOW:HIGH with --sample K")
+    if config.archs is not None and config.band is not None:
+        raise InvalidArchError("--archs and --band both given: choose the architectures one way")
+    if config.band is not None:
+        parse_band(config.band)  # a malformed band is reported before the benchmark is read
+        if not config.benchmark:
+            raise DataError("--band needs --benchmark: the NB201 CSV whose column the band refers to")
     benchmark = None
     if config.benchmark:
         from ntknas.groundtruth import load_benchmark
@@ -537,14 +539,14 @@ def _log(verbose: bool, label: str, epoch: int, epochs: int, values: Mapping[str
     if not verbose:
         return
 
-    def show(name: str, spec: str) -> str:
+    def show(name: str, spec: str, unit: str = "") -> str:
         value = values.get(name)
-        return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
+        return "n/a" if value is None or not math.isfinite(value) else format(value, spec) + unit
 
     print(
         f"{label} epoch {epoch}/{epochs}: rel_diff {show('rel_diff', '.4f')}, "
         f"corr {show('kernel_corr', '.4f')}, cos {show('kernel_cos', '.4f')}, "
-        f"loss {show('train_loss', '.4f')}, acc {show('train_acc', '.2f')}%, "
+        f"loss {show('train_loss', '.4f')}, acc {show('train_acc', '.2f', '%')}, "
         f"|θ| {show('param_norm', '.2f')} ({seconds:.1f} s)",
         file=sys.stderr,
         flush=True,

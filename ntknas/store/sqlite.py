@@ -231,6 +231,13 @@ class ResultStore:
     def tracking_rows(self) -> Iterator[tuple[str, int, str, float | None]]:
         yield from self._db.execute("SELECT * FROM tracking ORDER BY arch, epoch, quantity")
 
+    def tracked_epochs(self) -> dict[str, set[int]]:
+        """For each architecture with tracking rows, the epochs that have rows."""
+        epochs: dict[str, set[int]] = {}
+        for arch, epoch in self._db.execute("SELECT DISTINCT arch, epoch FROM tracking"):
+            epochs.setdefault(arch, set()).add(int(epoch))
+        return epochs
+
 
 def measurement_dicts(rows: Sequence[Measurement]) -> list[dict[str, Any]]:
     return [asdict(row) for row in rows]

@@ -1,0 +1,382 @@
+"""``ntknas report``: one HTML page and one Markdown file describing finished run folders.
+
+The report is built as a short list of blocks (headings, paragraphs, key/value lists, tables,
+code, images) and rendered twice: ``report.html`` is self-contained (PNG plots embedded as
+base64 data URIs, every text escaped) and ``report.md`` links the same plots by relative path.
+Each run folder's kind (correlate or track) is read from its store.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+from ntknas.errors import DataError
+from ntknas.store import STORE_FILE, ResultStore
+
+REPORT_HTML = "report.html"
+REPORT_MD = "report.md"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------------------------
+# Blocks
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+    anchor: str | None = None
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Facts:
+    """A bullet list of ``label: value``; ``code`` values are shown verbatim (commands)."""
+
+    items: tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    caption: str | None = None
+
+
+@dataclass(frozen=True)
+class Image:
+    path: Path
+    caption: str
+
+
+Block = Union[Heading, Paragraph, Facts, Table, Image]
+
+
+@dataclass
+class ReportFiles:
+    html: Path
+    markdown: Path
+    runs: list[Path] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------------------------
+# Rendering
+# ----------------------------------------------------------------------------------------------
+
+_CSS = """
+body { font-family: system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif; margin: 2em auto;
+       max-width: 1100px; padding: 0 1em; color: #222; line-height: 1.45; }
+h1 { border-bottom: 2px solid #444; padding-bottom: .2em; }
+h2 { border-bottom: 1px solid #bbb; padding-bottom: .15em; margin-top: 2em; }
+table { border-collapse: collapse; margin: 1em 0; font-size: .9em; }
+th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: left; vertical-align: top; }
+th { background: #f0f0f0; }
+tr:nth-child(even) td { background: #fafafa; }
+td.arch { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .85em; word-break: break-all; }
+code { font-family: ui-monospace, Menlo, Consolas, monospace; background: #f4f4f4; padding: 0 .2em;
+       word-break: break-all; }
+figure { margin: 1em 0; }
+figure img { max-width: 100%; border: 1px solid #ddd; }
+figcaption { font-size: .85em; color: #555; }
+caption { caption-side: top; text-align: left; font-weight: 600; padding-bottom: .3em; }
+""".strip()
+
+
+def _e(text: str) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def render_html(title: str, blocks: Sequence[Block]) -> str:
+    """A complete, self-contained HTML5 page."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{_e(title)}</title>",
+        f"<style>\n{_CSS}\n</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    parts += [_block_html(block) for block in blocks]
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+def _block_html(block: Block) -> str:
+    if isinstance(block, Heading):
+        anchor = f' id="{_e(block.anchor)}"' if block.anchor else ""
+        return f"<h{block.level}{anchor}>{_e(block.text)}</h{block.level}>"
+    if isinstance(block, Paragraph):
+        return f"<p>{_e(block.text)}</p>"
+    if isinstance(block, Facts):
+        items = []
+        for label, value, code in block.items:
+            shown = f"<code>{_e(value)}</code>" if code else _e(value)
+            items.append(f"<li><strong>{_e(label)}:</strong> {shown}</li>")
+        return "<ul>\n" + "\n".join(items) + "\n</ul>"
+    if isinstance(block, Table):
+        lines = ["<table>"]
+        if block.caption:
+            lines.append(f"<caption>{_e(block.caption)}</caption>")
+        lines.append("<thead><tr>" + "".join(f'<th scope="col">{_e(h)}</th>' for h in block.headers) + "</tr></thead>")
+        lines.append("<tbody>")
+        for row in block.rows:
+            cells = "".join(
+                f'<td class="arch">{_e(c)}</td>' if h == "arch" else f"<td>{_e(c)}</td>"
+                for h, c in zip(block.headers, row)
+            )
+            lines.append(f"<tr>{cells}</tr>")
+        lines.append("</tbody>")
+        lines.append("</table>")
+        return "\n".join(lines)
+    if isinstance(block, Image):
+        data = block.path.read_bytes()
+        encoded = base64.b64encode(data).decode("ascii")
+        return (
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{_e(block.caption)}">'
+            f"<figcaption>{_e(block.caption)}</figcaption></figure>"
+        )
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+def render_markdown(title: str, blocks: Sequence[Block], base: Path) -> str:
+    """The same content as Markdown; images are linked relative to ``base`` (the report's folder)."""
+    parts = [f"# {_md_text(title)}", ""]
+    for block in blocks:
+        parts.append(_block_markdown(block, base))
+        parts.append("")
+    return "\n".join(parts)
+
+
+def _md_text(text: str) -> str:
+    # Escape what Markdown would read as markup in free text (arch strings hold | and ~).
+    out = str(text).replace("\\", "\\\\")
+    for char in "`*_[]<>|~#":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def _md_code(text: str) -> str:
+    ticks = "`"
+    while ticks in text:
+        ticks += "`"
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _md_cell(text: str) -> str:
+    return _md_text(text).replace("\n", " ")
+
+
+def _block_markdown(block: Block, base: Path) -> str:
+    if isinstance(block, Heading):
+        return "#" * block.level + " " + _md_text(block.text)
+    if isinstance(block, Paragraph):
+        return _md_text(block.text)
+    if isinstance(block, Facts):
+        return "\n".join(
+            f"- **{_md_text(label)}:** " + (_md_code(value) if code else _md_text(value))
+            for label, value, code in block.items
+        )
+    if isinstance(block, Table):
+        lines = [f"**{_md_text(block.caption)}**", ""] if block.caption else []
+        lines.append("| " + " | ".join(_md_cell(h) for h in block.headers) + " |")
+        lines.append("|" + "---|" * len(block.headers))
+        lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in block.rows]
+        return "\n".join(lines)
+    if isinstance(block, Image):
+        link = Path(os.path.relpath(block.path.resolve(), base.resolve())).as_posix()
+        return f"![{_md_text(block.caption)}]({link.replace(' ', '%20').replace(')', '%29')})"
+    raise TypeError(f"unknown report block {type(block).__name__}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Run folders
+# ----------------------------------------------------------------------------------------------
+
+
+def open_run(run_dir: str | Path) -> ResultStore:
+    """The store of an existing run folder; refuses folders that hold no run (creates nothing)."""
+    path = Path(run_dir)
+    if not path.exists():
+        raise DataError(f"run folder {path} does not exist: pass a folder written by ntknas correlate or ntknas track")
+    if not path.is_dir():
+        raise DataError(f"{path} is not a folder: pass a run folder written by ntknas correlate or ntknas track")
+    if not (path / STORE_FILE).is_file():
+        raise DataError(
+            f"{path} has no {STORE_FILE}: it is not a run folder; pass the --out folder of ntknas correlate or ntknas track"
+        )
+    store = ResultStore(path)
+    if store.get_meta("kind") not in ("correlate", "track"):
+        kind = store.get_meta("kind")
+        store.close()
+        raise DataError(
+            f"{path / STORE_FILE} holds no correlate or track run (kind {kind!r}): "
+            "rerun the command that writes this folder"
+        )
+    return store
+
+
+def _png(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(PNG_SIGNATURE)) == PNG_SIGNATURE
+    except OSError:
+        return False
+
+
+def _images(paths: Sequence[Path], caption: Any) -> list[Block]:
+    return [Image(p, caption(p)) for p in paths if p.is_file() and _png(p)]
+
+
+def _run_header(store: ResultStore, number: int, kind: str) -> list[Block]:
+    run_dir = store.run_dir
+    environment = store.get_meta("environment") or {}
+    facts = [
+        ("folder", str(run_dir.resolve()), True),
+        ("command", str(store.get_meta("last_command") or "not recorded"), True),
+        ("environment", ", ".join(f"{k} {v}" for k, v in sorted(environment.items())) or "not recorded", False),
+    ]
+    return [Heading(f"Run {number}: {run_dir.name} ({kind})", 2, anchor=f"run{number}"), Facts(tuple(facts))]
+
+
+def _settings_table(settings: dict[str, Any]) -> Table:
+    rows = tuple(
+        (key, value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+        for key, value in sorted(settings.items())
+    )
+    return Table(("setting", "value"), rows, caption="Settings (seeds included)")
+
+
+def _correlate_blocks(store: ResultStore) -> list[Block]:
+    from ntknas.report.correlation import SUMMARY_JSON, markdown_table
+
+    run_dir = store.run_dir
+    settings = store.get_meta("settings") or {}
+    items = store.items()
+    archs = {item.arch for item in items}
+    total = sum(item.seconds for item in items)
+    blocks: list[Block] = [
+        Facts((
+            ("architectures measured", str(len(archs)), False),
+            ("work items", str(len(items)), False),
+            ("total wall time", f"{total:.1f} s (sum of the stored item times)", False),
+            ("model and data seed", str(settings.get("seed", "?")), False),
+        )),
+        _settings_table(settings),
+    ]
+    summary_path = run_dir / SUMMARY_JSON
+    if summary_path.is_file():
+        records = json.loads(summary_path.read_text())
+        lower = sorted({r["metric"] for r in records if r.get("higher_is_better") is False})
+        note = (
+            "Correlations are signed (never absolute values): a metric that ranks by 'higher' is good "
+            "when its correlation with accuracy is positive; one that ranks by 'lower'"
+            + (f" ({', '.join(lower)})" if lower else "")
+            + " is good when it is negative. Brackets are bootstrap 95% confidence intervals."
+        )
+        blocks += [Heading("Rank correlation with accuracy", 3), Paragraph(note)]
+        blocks.append(_table_from_markdown(markdown_table(records), "Kendall τ and Spearman ρ per metric"))
+    else:
+        blocks.append(Paragraph(f"No {SUMMARY_JSON} in this folder: rerun the correlate command to write it."))
+    plots = _images(sorted(run_dir.glob("scatter_*.png")), lambda p: f"accuracy vs {p.stem[len('scatter_'):]}")
+    plots += _images([run_dir / "kendall_vs_epochs.png"], lambda p: "Kendall τ against training epochs")
+    if plots:
+        blocks += [Heading("Plots", 3), *plots]
+    return blocks
+
+
+def _table_from_markdown(text: str, caption: str) -> Table:
+    """Cells of a pipe table whose cells hold no '|' (the correlate summary's own table)."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    split = lambda line: tuple(cell.strip() for cell in line.strip("|").split("|"))  # noqa: E731
+    return Table(split(lines[0]), tuple(split(line) for line in lines[2:]), caption=caption)
+
+
+def _track_blocks(store: ResultStore) -> list[Block]:
+    from ntknas.experiments.track import QUANTITIES
+    from ntknas.report.tracking import TITLES, final_table, load_tracking, plot_file
+
+    run_dir = store.run_dir
+    settings = store.get_meta("settings") or {}
+    selection = store.get_meta("track_selection") or {}
+    series = load_tracking(store)
+    total = sum(s.seconds for s in series)
+    seeds = (
+        f"model and training seed {settings.get('model_seed', '?')}, data seed {settings.get('data_seed', '?')}"
+        + (f", sample seed {selection['sample_seed']}" if selection.get("sample") else "")
+    )
+    blocks: list[Block] = [
+        Facts((
+            ("architectures", str(len(series)), False),
+            ("total wall time", f"{total:.1f} s (training plus kernels, summed over architectures)", False),
+            ("seeds", seeds, False),
+            ("selection (last command)", json.dumps(selection, sort_keys=True), True),
+        )),
+        _settings_table(settings),
+        Heading("Final epoch per architecture", 3),
+        Paragraph(
+            "rel_diff = ‖Θₜ − Θ₀‖_F / ‖Θ₀‖_F; rel_diff_ref = ‖ |Θ₀ − Θₜ| ⊘ (|Θ₀| + 1e-4) ‖_F (the reference "
+            "implementation's element-wise form, dominated by near-zero entries); kernel_corr and kernel_cos "
+            "compare Θₜ with Θ₀ (1 = unchanged). Θ is the full per-logit NTK in eval mode over all parameters."
+        ),
+    ]
+    headers, rows = final_table(series)
+    blocks.append(Table(tuple(headers), tuple(tuple(r) for r in rows)))
+    plots = _images([run_dir / plot_file(q) for q in QUANTITIES], lambda p: TITLES[p.stem[len("track_"):]])
+    if plots:
+        blocks += [Heading("Curves", 3), *plots]
+    return blocks
+
+
+def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> ReportFiles:
+    """Write ``report.html`` and ``report.md`` for any mix of correlate and track run folders.
+
+    ``out`` defaults to the first run folder.
+    """
+    if not run_dirs:
+        raise DataError("no run folder given: pass one or more folders written by ntknas correlate or ntknas track")
+    stores = []
+    try:
+        for run_dir in run_dirs:
+            stores.append(open_run(run_dir))
+        out_dir = Path(out) if out is not None else Path(run_dirs[0])
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cannot create the report folder {out_dir}: {error.strerror}") from None
+        title = "ntknas report"
+        blocks: list[Block] = [
+            Paragraph(
+                f"Generated {time.strftime('%Y-%m-%d %H:%M:%S %Z')} from {len(stores)} run folder(s): "
+                + ", ".join(str(s.run_dir) for s in stores) + "."
+            )
+        ]
+        for number, store in enumerate(stores, start=1):
+            kind = store.get_meta("kind")
+            blocks += _run_header(store, number, kind)
+            blocks += _correlate_blocks(store) if kind == "correlate" else _track_blocks(store)
+    finally:
+        for store in stores:
+            store.close()
+    html_path = out_dir / REPORT_HTML
+    md_path = out_dir / REPORT_MD
+    html_path.write_text(render_html(title, blocks), encoding="utf-8")
+    md_path.write_text(render_markdown(title, blocks, out_dir.resolve()), encoding="utf-8")
+    return ReportFiles(html_path, md_path, [Path(d) for d in run_dirs])
