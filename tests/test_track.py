@@ -36,6 +36,15 @@ QUANTITY_COLUMNS = ["rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos", "tr
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny networks gain nothing from threads, and on a busy machine threads cost a lot."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # ------------------------------------------------------------------------------- pure functions
 
 
@@ -295,6 +304,7 @@ def test_other_settings_in_the_same_folder_are_refused(full_run, cifar_dir):
         (["--archs", "0", "--every", "0"], "--every must be"),
         (["--archs", "0", "--space", "nb101"], "nb201 only"),
         (["--archs", "conv"], "not a NAS-Bench-201 arch"),
+        (["--archs", "0", "--strategy", "fast"], "unknown kernel strategy 'fast'"),
         ([], "needs --archs"),
     ],
 )
@@ -314,3 +324,16 @@ def test_band_needs_a_benchmark_and_data_dir_is_required(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["track", "--archs", "0", "--band", "c:1:2", "--out", str(tmp_path / "c")])
     assert exit_info.value.code == 2
+
+
+def test_several_samples_give_a_larger_kernel_and_too_many_are_refused(cifar_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    outcome = run_track(_config(cifar_dir, out, archs="3", epochs=0, samples=2), show_progress=False)
+    assert outcome.tracked == 1
+    state = torch.load(out / "checkpoints" / "nb201_00003.pt", weights_only=True)
+    assert state["theta_0"].shape == (20, 20) and state["trainer"]["epoch"] == 0
+    assert [r["epoch"] for r in _read_csv(out / "track.csv")] == ["0"]
+    code = main(["track", "--archs", "3", "--samples", "41", "--data-dir", str(cifar_dir),
+                 "--out", str(tmp_path / "other"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--samples 41 is more than the label-sorted batch of 40 images" in err

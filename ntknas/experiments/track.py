@@ -228,8 +228,14 @@ class TrackConfig:
 
     def check(self) -> None:
         """Refuse settings that cannot describe a tracking run, with one-line errors."""
+        from ntknas.kernel.ntk import STRATEGIES
+
         if self.space != "nb201":
             raise UnknownNameError(f"track supports --space nb201 only, got {self.space!r}")
+        if self.strategy not in STRATEGIES:
+            raise UnknownNameError(f"unknown kernel strategy {self.strategy!r}: use batched or loop")
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise NtknasError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
         for name, minimum in (("epochs", 0), ("every", 1), ("samples", 1), ("train_batch_size", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -378,7 +384,13 @@ def run_track(
                 train_set = load_dataset(info.name, config.data_dir, split="train", device=device)
             else:
                 train_set = train_set.to(device)
-            inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed)
+            batch = min(info.default_batch_size, len(train_set))
+            if config.samples > batch:
+                raise DataError(
+                    f"--samples {config.samples} is more than the label-sorted batch of {batch} images: "
+                    f"use --samples {batch} or fewer"
+                )
+            inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
             for number, entry in enumerate(pending, start=1):
                 label = f"[{number}/{len(pending)} #{entry.index}" + (
                     f" acc {entry.accuracy:.2f}]" if entry.accuracy is not None else "]"
