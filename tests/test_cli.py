@@ -1,0 +1,76 @@
+"""The command line: score, demo, and one-line errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ntknas.cli import main
+from ntknas.experiments.demo import DemoConfig, run_demo
+
+
+def _run(args, capsys):
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_score_on_builtin_digits_json(capsys):
+    code, out, err = _run(["score", "--index", "3", "--batch-size", "6", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["index"] == 3 and result["arch"].startswith("|avg_pool_3x3~0|")
+    assert set(result["metrics"]) == {"knas", "tenas", "fnorm", "trace", "lga"}
+    assert result["kernel_strategy"] in ("per_sample", "batched", "loop")
+
+
+def test_score_batch_file_text_output(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "batch.npz"
+    np.savez(path, images=rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8), labels=np.array([0, 1, 2, 0, 1]))
+    code, out, err = _run(["score", "--arch", "222222", "--batch-file", str(path), "--bn", "eval",
+                           "--metrics", "knas,lga,synflow"], capsys)
+    assert code == 0, err
+    assert "knas" in out and "synflow" in out and "ranks by" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["score", "--arch", "|nor_conv_3x3~0|+|bogus~0|"], "NAS-Bench-201"),
+        (["score", "--arch", "|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "conv_5x5"),
+        (["score", "--index", "20000"], "15624"),
+        (["score", "--space", "nb301"], "unknown search space"),
+        (["score", "--batch-file", "/nonexistent/batch.npz"], "not found"),
+        (["score", "--dataset", "cifar10", "--data-dir", "/nonexistent"], "cifar"),
+        (["score", "--dataset", "mnist", "--data-dir", "/tmp"], "unknown dataset"),
+        (["score", "--metrics", "accuracy"], "unknown metric"),
+        (["score", "--space", "nb101"], "--arch"),
+        (["score", "--space", "nb101", "--arch", '{"adjacency": [[0, 1], [0, 0]], "ops": ["input", "conv9x9"]}'], "conv9x9"),
+        (["report", "/nonexistent/run"], "run"),
+        (["track", "--band", "cifar10_test:high:low", "--sample", "2", "--out", "/tmp/never"], "band"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(args, message, capsys):
+    code, out, err = _run(args, capsys)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_usage_error_is_one_line(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["correlate", "--bogus"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--help" in err
+
+
+def test_demo_miniature_end_to_end(tmp_path):
+    config = DemoConfig(archs=3, train_epochs=1, batch_size=8)
+    outcome = run_demo(tmp_path / "demo", config)
+    assert outcome.measured == 3
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert {r["bn"] for r in summary} == {"train", "eval"} and all(r["n"] == 3 for r in summary)
+    assert (tmp_path / "demo" / "demo_groundtruth.json").is_file()
+    again = run_demo(tmp_path / "demo", config)
+    assert again.measured == 0
