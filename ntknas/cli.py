@@ -128,6 +128,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--nb101-stem-channels", type=int, default=128, help="NB101 stem channels (default 128)")
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far")
     parser.set_defaults(handler=_run_correlate)
 
 
@@ -144,7 +145,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
         train_epochs=args.train_epochs, out=args.out, device=args.device, protocol=args.protocol,
         seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
         chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
-        train_batch_size=args.train_batch_size, force=args.force,
+        train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
     )
     outcome = run_correlate(
         config, show_progress=False if args.no_progress else None, command_line=_command_line()

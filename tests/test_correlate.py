@@ -218,3 +218,12 @@ def test_cli_end_to_end_prints_summary(cifar_dir, nb201_csv, tmp_path, capsys):
                            "--out", str(tmp_path / "run"), "--no-progress"], capsys)
     assert code == 0, err
     assert "| knas | eval | 0 | 2 |" in out
+
+
+def test_summary_only_reports_what_is_stored(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:10", summary_only=True), show_progress=False)
+    assert outcome.measured == 0 and len(outcome.entries) == 2
+    summary = json.loads((out / "summary.json").read_text())
+    assert all(r["n"] == 2 for r in summary)

@@ -71,6 +71,7 @@ class CorrelateConfig:
     network_options: dict[str, Any] = field(default_factory=dict)
     train_batch_size: int = 1024
     force: bool = False
+    summary_only: bool = False
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
@@ -222,6 +223,10 @@ def run_correlate(
         store.set_meta("environment", environment(device))
         done = store.done_items()
         pending = [e for e in entries if any(_item_key(config, e, k) not in done for k in config.train_epochs)]
+        if config.summary_only:
+            # Summarize what is stored (e.g. while a long run is still going); measure nothing.
+            entries = [e for e in entries if any(_item_key(config, e, k) in done for k in config.train_epochs)]
+            pending = []
         if pending:
             if train_set is None:
                 train_set = _require_data(config, "train", device)
