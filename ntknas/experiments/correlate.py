@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +22,7 @@ import torch
 from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_dataset
 from ntknas.errors import DataError, NtknasError, UnknownNameError
 from ntknas.experiments.progress import Progress
+from ntknas.experiments.runtime import device_name, environment, resolve_device
 from ntknas.experiments.score import MetricValue, evaluate_metrics
 from ntknas.kernel import BN_MODES
 from ntknas.metrics import parse_metric_list
@@ -207,7 +207,7 @@ def run_correlate(
     come from ``config.benchmark`` and ``config.data_dir``.
     """
     started = time.perf_counter()
-    device = _device(config.device)
+    device = resolve_device(config.device)
     if train_set is None:
         info = dataset_info(config.dataset)
     else:
@@ -256,16 +256,6 @@ def run_correlate(
         run_dir=run_dir,
         files=files,
     )
-
-
-def _device(name: str) -> torch.device:
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise UnknownNameError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NtknasError(f"--device {name} asked for, but this torch sees no CUDA GPU: use --device cpu")
-    return device
 
 
 def _require_data(config: CorrelateConfig, split: str, device: torch.device) -> ImageDataset:
@@ -349,14 +339,14 @@ def measure_architecture(
                     Measurement(
                         config.space, entry.key, config.dataset, bn_mode, epochs, config.seed,
                         config.batch_size, config.protocol_tag, metric, result.value, result.reason,
-                        result.seconds, _device_name(device),
+                        result.seconds, device_name(device),
                     )
                 )
         record = ItemRecord(
             item=key, space=config.space, arch=entry.key, arch_index=entry.index,
             train_epochs=epochs, accuracy=entry.accuracy,
             seconds=time.perf_counter() - stage_started,
-            device=_device_name(device), info={"diverged": diverged} if diverged else {},
+            device=device_name(device), info={"diverged": diverged} if diverged else {},
         )
         yield ItemResult(record, measurements, training_rows)
         training_rows = []
@@ -395,21 +385,3 @@ def _train_until(trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry
         for s in stats
     ]
     return None, records
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-
-
-def environment(device: torch.device) -> dict[str, str]:
-    from ntknas import __version__
-
-    return {
-        "ntknas": __version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "device": _device_name(device),
-        "platform": platform.platform(),
-    }

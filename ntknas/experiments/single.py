@@ -13,7 +13,7 @@ import torch
 
 from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_dataset, normalize
 from ntknas.errors import DataError, InvalidArchError, NtknasError
-from ntknas.experiments.correlate import _device, _device_name
+from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
 from ntknas.metrics import get_metric
 from ntknas.spaces import build_network, check_space
@@ -146,7 +146,7 @@ def score_architecture(
     seed: int = 42,
     device: str = "cpu",
 ) -> ScoreOutcome:
-    target_device = _device(device)
+    target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
     if batch_file:
         info = dataset_info(dataset) if dataset else None
@@ -179,5 +179,5 @@ def score_architecture(
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
-        _device_name(target_device), seconds, run.values,
+        device_name(target_device), seconds, run.values,
     )

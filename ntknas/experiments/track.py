@@ -29,7 +29,7 @@ import torch
 
 from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_dataset
 from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
-from ntknas.experiments.correlate import _device, environment
+from ntknas.experiments.runtime import environment, resolve_device
 from ntknas.spaces import build_network
 from ntknas.spaces import nb201
 from ntknas.store import ResultStore
@@ -352,7 +352,7 @@ def run_track(
     """
     started = time.perf_counter()
     config.check()
-    device = _device(config.device)
+    device = resolve_device(config.device)
     info = train_set.info if train_set is not None else dataset_info(config.dataset)
     entries = list(archs) if archs is not None else select_track_archs(config)
     settings = config.store_settings() | {"dataset": info.name}
