@@ -28,6 +28,7 @@ from ntknas.kernel import BN_MODES
 from ntknas.metrics import parse_metric_list
 from ntknas.spaces import build_network, check_space
 from ntknas.store import ItemRecord, Measurement, ResultStore, TrainingRecord
+from ntknas.train import TrainConfig, Trainer, TrainingDivergedError
 
 PROTOCOLS = ("study", "zc")
 DEFAULT_NTK_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
@@ -153,7 +154,7 @@ class MeasurementBatch:
     targets: torch.Tensor
 
 
-def entries_from_benchmark(config: CorrelateConfig, num_classes: int) -> list[ArchEntry]:
+def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
     """The architectures of ``--archs``/``--sample`` with their accuracy from ``--benchmark``."""
     from ntknas.experiments.selection import select_positions, take
     from ntknas.groundtruth import load_benchmark
@@ -214,7 +215,7 @@ def run_correlate(
         info = train_set.info
     config = config.resolved(info)
     if entries is None:
-        entries = entries_from_benchmark(config, info.num_classes)
+        entries = entries_from_benchmark(config)
     entries = list(entries)
     run_dir = Path(config.out)
     with ResultStore(run_dir) as store:
@@ -365,16 +366,14 @@ def _evaluate(net: torch.nn.Module, batch: MeasurementBatch, config: CorrelateCo
         return {m: MetricValue(None, reason) for m in config.metrics}
 
 
-def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: CorrelateConfig, device: torch.device):  # noqa: ANN202
-    from ntknas.train import TrainConfig, Trainer
-
+def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: CorrelateConfig, device: torch.device) -> Trainer:
     assert config.seed is not None
     return Trainer(net, train_set, TrainConfig(seed=config.seed, batch_size=config.train_batch_size), device)
 
 
-def _train_until(trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry) -> tuple[str | None, list[TrainingRecord]]:  # noqa: ANN001
-    from ntknas.train import TrainingDivergedError
-
+def _train_until(
+    trainer: Trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry
+) -> tuple[str | None, list[TrainingRecord]]:
     assert config.seed is not None
     try:
         stats = trainer.train_epochs(epochs)
