@@ -227,3 +227,35 @@ def test_summary_only_reports_what_is_stored(cifar_dir, nb201_csv, tmp_path):
     assert outcome.measured == 0 and len(outcome.entries) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert all(r["n"] == 2 for r in summary)
+
+
+def test_train_epochs_equal_separately_trained_networks(cifar_dir, nb201_csv, tmp_path):
+    """Epoch-E measurements of one continuing run equal a network trained separately for E epochs."""
+    from ntknas import build_network, evaluate_metrics
+    from ntknas.data import first_images, load_dataset
+    from ntknas.train import TrainConfig, Trainer
+
+    out = tmp_path / "run"
+    config = _config(cifar_dir, nb201_csv, out, archs="1", train_epochs=(0, 1, 2), train_batch_size=8,
+                     metrics=("knas", "lga"))
+    run_correlate(config, show_progress=False)
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted({r["train_epochs"] for r in summary}) == [0, 1, 2]
+    assert (out / "kendall_vs_epochs.png").is_file()
+    stored = {(r["bn"], int(r["train_epochs"])): r for r in csv.DictReader((out / "scores.csv").open())}
+
+    from ntknas.spaces.nb201 import arch_from_index
+
+    train = load_dataset("cifar10", cifar_dir, "train")
+    test = load_dataset("cifar10", cifar_dir, "test")
+    inputs, targets = first_images(test, 6)
+    for epochs in (0, 2):
+        torch.manual_seed(42)
+        net = build_network("nb201", arch_from_index(1), 10, **TINY)
+        if epochs:
+            Trainer(net, train, TrainConfig(seed=42, batch_size=8), "cpu").train_epochs(epochs)
+        for bn in ("train", "eval"):
+            values = evaluate_metrics(net, inputs, targets, ("knas", "lga"), bn)
+            assert float(stored[(bn, epochs)]["knas"]) == pytest.approx(values["knas"].value, rel=1e-12)
+            assert float(stored[(bn, epochs)]["lga"]) == pytest.approx(values["lga"].value, rel=1e-12)
+    assert stored[("train", 0)]["knas"] != stored[("train", 2)]["knas"]

@@ -66,7 +66,10 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: Co
     ax.set_ylabel("Kendall τ with accuracy (signed)")
     ax.set_title("How much training do the metrics need?")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_lines()[1:]:  # the first line is the zero axis
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
