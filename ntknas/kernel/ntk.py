@@ -23,8 +23,10 @@ Four exact strategies compute J:
     batch and computes the rest with the faster. Which wins on a CPU depends on the network,
     batch size and cores (measured both ways here), so the engine measures instead of guessing.
 
-``auto`` picks ``per_sample`` for independent samples, else ``batched`` on a GPU and
-``adaptive`` on a CPU. The result names the method that computed the rows.
+``auto`` picks ``per_sample`` for independent samples, else ``batched`` on a GPU and ``loop`` on
+a CPU, where ``perf/ntk_speed.py`` measured the vectorized backward as no faster than single rows
+on 2 cores (``adaptive`` still lets a machine with more cores find out for itself). The result
+names the method that computed the rows.
 
 J is accumulated into K per parameter tensor in the network's precision and summed in float64,
 which costs nothing extra and is about 100× more accurate than one float32 product.
@@ -92,7 +94,7 @@ def choose_strategy(coupled: bool, device: torch.device, strategy: str = "auto")
         return strategy
     if not coupled:
         return "per_sample"
-    return "batched" if device.type == "cuda" else "adaptive"
+    return "batched" if device.type == "cuda" else "loop"
 
 
 def compute_ntk(
