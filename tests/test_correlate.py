@@ -259,3 +259,11 @@ def test_train_epochs_equal_separately_trained_networks(cifar_dir, nb201_csv, tm
             assert float(stored[(bn, epochs)]["knas"]) == pytest.approx(values["knas"].value, rel=1e-12)
             assert float(stored[(bn, epochs)]["lga"]) == pytest.approx(values["lga"].value, rel=1e-12)
     assert stored[("train", 0)]["knas"] != stored[("train", 2)]["knas"]
+
+
+def test_summary_only_keeps_the_measuring_command(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False, command_line="measure")
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", summary_only=True), show_progress=False,
+                  command_line="peek")
+    assert "`measure`" in (out / "summary.md").read_text()

@@ -220,8 +220,9 @@ def run_correlate(
     run_dir = Path(config.out)
     with ResultStore(run_dir) as store:
         store.claim_settings("correlate", config.store_settings(), force=config.force)
-        store.set_meta("last_command", command_line or " ".join(sys.argv))
-        store.set_meta("environment", environment(device))
+        if not config.summary_only:  # the command that measured stays the one the summary names
+            store.set_meta("last_command", command_line or " ".join(sys.argv))
+            store.set_meta("environment", environment(device))
         done = store.done_items()
         pending = [e for e in entries if any(_item_key(config, e, k) not in done for k in config.train_epochs)]
         if config.summary_only:
