@@ -65,7 +65,7 @@ def _position(text: str, default: int | None, limit: int, whole: str) -> int:
     if not 0 <= value < limit:
         raise InvalidArchError(
             f"architecture {value} in --archs {whole!r} is outside the benchmark's 0..{limit - 1}"
-            if limit > 0 else f"the benchmark is empty: check the --benchmark file"
+            if limit > 0 else "the benchmark is empty: check the --benchmark file"
         )
     return value
 

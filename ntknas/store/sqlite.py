@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -237,7 +237,3 @@ class ResultStore:
         for arch, epoch in self._db.execute("SELECT DISTINCT arch, epoch FROM tracking"):
             epochs.setdefault(arch, set()).add(int(epoch))
         return epochs
-
-
-def measurement_dicts(rows: Sequence[Measurement]) -> list[dict[str, Any]]:
-    return [asdict(row) for row in rows]
