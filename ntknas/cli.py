@@ -129,6 +129,8 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs (rerun to continue)")
     parser.set_defaults(handler=_run_correlate)
 
 
@@ -146,6 +148,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
         seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
         chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
         train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
+        workers=args.workers, time_budget=args.time_budget,
     )
     outcome = run_correlate(
         config, show_progress=False if args.no_progress else None, command_line=_command_line()

@@ -267,3 +267,52 @@ def test_summary_only_keeps_the_measuring_command(cifar_dir, nb201_csv, tmp_path
     run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", summary_only=True), show_progress=False,
                   command_line="peek")
     assert "`measure`" in (out / "summary.md").read_text()
+
+
+def _stored_values(out: Path) -> dict[tuple, float | None]:
+    with sqlite3.connect(out / "results.sqlite") as db:
+        rows = db.execute("SELECT arch, bn_mode, train_epochs, metric, value FROM measurements").fetchall()
+    return {row[:4]: row[4] for row in rows}
+
+
+def test_worker_processes_store_what_one_process_stores(cifar_dir, nb201_csv, tmp_path):
+    from ntknas.experiments.parallel import threads_per_worker
+
+    serial = tmp_path / "serial"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads_per_worker(2, torch.device("cpu")))  # same float reductions as a worker
+    try:
+        run_correlate(_config(cifar_dir, nb201_csv, serial, train_epochs=(0, 1)), show_progress=False)
+    finally:
+        torch.set_num_threads(threads)
+    parallel = tmp_path / "parallel"
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2), show_progress=False)
+    assert (outcome.measured, outcome.skipped) == (4, 0)
+    expected, got = _stored_values(serial), _stored_values(parallel)
+    assert set(got) == set(expected) and len(got) == 4 * 2 * 2 * 3
+    for key, value in expected.items():
+        assert (value is None) == (got[key] is None), key
+        if value is not None:
+            assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+    again = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2), show_progress=False)
+    assert (again.measured, again.skipped) == (0, 4)
+
+
+def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_dir, nb201_csv, tmp_path, capsys):
+    out = tmp_path / "run"
+    stopped = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
+    assert stopped.measured == 2
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, time_budget=0.0), show_progress=False)
+    assert outcome.measured == 0 and len(outcome.entries) == 2
+    assert "time budget of 0 s reached: 0 of 2 architectures measured" in capsys.readouterr().err
+    assert all(r["n"] == 2 for r in json.loads((out / "summary.json").read_text()))
+    finished = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    assert (finished.measured, finished.skipped) == (2, 2)
+
+
+@pytest.mark.parametrize("extra, message", [(["--workers", "0"], "--workers must be at least 1"),
+                                            (["--time-budget", "-5"], "--time-budget must be")])
+def test_bad_workers_or_budget_is_one_line(extra, message, cifar_dir, nb201_csv, tmp_path, capsys):
+    code, _, err = _cli(["correlate", "--data-dir", str(cifar_dir), "--benchmark", str(nb201_csv), "--archs", "0:2",
+                         "--out", str(tmp_path / "run"), "--no-progress", *extra], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -12,7 +12,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,6 +73,8 @@ class CorrelateConfig:
     train_batch_size: int = 1024
     force: bool = False
     summary_only: bool = False
+    workers: int = 1
+    time_budget: float | None = None
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
@@ -87,6 +89,10 @@ class CorrelateConfig:
         epochs = tuple(sorted(set(self.train_epochs)))
         if not epochs or epochs[0] < 0:
             raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
+        if self.workers < 1:
+            raise NtknasError(f"--workers must be at least 1, got {self.workers}")
+        if self.time_budget is not None and self.time_budget < 0:
+            raise NtknasError(f"--time-budget must be a number of seconds >= 0, got {self.time_budget:g}")
         batch_size, seed = protocol_defaults(self.protocol, self.space, info)
         return CorrelateConfig(
             **{
@@ -224,11 +230,13 @@ def run_correlate(
             store.set_meta("last_command", command_line or " ".join(sys.argv))
             store.set_meta("environment", environment(device))
         done = store.done_items()
+        measured = 0
         pending = [e for e in entries if any(_item_key(config, e, k) not in done for k in config.train_epochs)]
         if config.summary_only:
             # Summarize what is stored (e.g. while a long run is still going); measure nothing.
             entries = [e for e in entries if any(_item_key(config, e, k) in done for k in config.train_epochs)]
             pending = []
+        skipped = len(entries) - len(pending)
         if pending:
             if train_set is None:
                 train_set = _require_data(config, "train", device)
@@ -239,25 +247,74 @@ def run_correlate(
             elif test_set is not None:
                 test_set = test_set.to(device)
             batch = _measurement_batch(config, train_set, test_set)
-            build = network_factory(config, info.num_classes)
             progress = Progress(len(pending), "archs", enabled=show_progress)
-            for entry in pending:
-                for result in measure_architecture(config, entry, build, batch, train_set, done, device):
+            deadline = None if config.time_budget is None else time.monotonic() + config.time_budget
+            for entry, results in _measured_items(config, info.num_classes, pending, batch, train_set, done, device, deadline):
+                for result in results:
                     store.commit_item(result.record, result.measurements, result.training)
+                measured += 1
                 progress.advance(entry.key)
             progress.close()
+            if measured < len(pending):
+                print(
+                    f"time budget of {config.time_budget:g} s reached: {measured} of {len(pending)} "
+                    "architectures measured; rerun the same command to continue",
+                    file=sys.stderr,
+                )
+                done = store.done_items()
+                entries = [e for e in entries if any(_item_key(config, e, k) in done for k in config.train_epochs)]
         from ntknas.report.correlation import write_correlation_outputs
 
         files = write_correlation_outputs(store, config, entries)
     return CorrelateOutcome(
         config=config,
         entries=entries,
-        measured=len(pending),
-        skipped=len(entries) - len(pending),
+        measured=measured,
+        skipped=skipped,
         seconds=time.perf_counter() - started,
         run_dir=run_dir,
         files=files,
     )
+
+
+def _measured_items(
+    config: CorrelateConfig,
+    num_classes: int,
+    pending: Sequence[ArchEntry],
+    batch: MeasurementBatch,
+    train_set: ImageDataset,
+    done: set[str],
+    device: torch.device,
+    deadline: float | None,
+) -> Iterator[tuple[ArchEntry, Iterable[ItemResult]]]:
+    """Each pending architecture with its results: in this process, or in ``config.workers``
+    worker processes. No architecture starts after ``deadline`` (a ``time.monotonic()`` value)."""
+    if config.workers > 1:
+        from concurrent.futures.process import BrokenProcessPool
+
+        from ntknas.experiments.parallel import WorkerSetup, run_parallel, threads_per_worker
+
+        trains = any(e > 0 for e in config.train_epochs)
+        setup = WorkerSetup(
+            config=config, num_classes=num_classes,
+            batch=MeasurementBatch(batch.inputs.cpu(), batch.targets.cpu()),
+            train_set=train_set.to("cpu") if trains else None,
+            device=str(device), threads=threads_per_worker(config.workers, device),
+        )
+        item_keys = {e.key: [_item_key(config, e, k) for k in config.train_epochs] for e in pending}
+        try:
+            yield from run_parallel(setup, pending, done, config.workers, item_keys, deadline)
+        except BrokenProcessPool:
+            raise NtknasError(
+                "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
+            ) from None
+        return
+    build = network_factory(config, num_classes)
+    for entry in pending:
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        # Streamed, so each training stage is committed before the next one trains.
+        yield entry, measure_architecture(config, entry, build, batch, train_set, done, device)
 
 
 def _require_data(config: CorrelateConfig, split: str, device: torch.device) -> ImageDataset:

@@ -13,6 +13,7 @@ from torch import nn
 
 from ntknas.errors import NtknasError
 from ntknas.kernel import check_bn_mode
+from ntknas.kernel.precision import ieee_float32
 from ntknas.metrics import MetricContext, MetricUnavailable, get_metric, parse_metric_list
 
 DEFAULT_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
@@ -93,7 +94,8 @@ def run_metrics(
         metric = get_metric(name)
         start = time.perf_counter()
         try:
-            value = float(metric.compute(context))
+            with ieee_float32():
+                value = float(metric.compute(context))
         except MetricUnavailable as unavailable:
             results[name] = MetricValue(None, str(unavailable), time.perf_counter() - start)
             continue

@@ -45,6 +45,7 @@ from torch.func import functional_call, jacrev, vmap
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.kernel.modes import couples_samples, kernel_mode
 from ntknas.kernel.params import select_parameters
+from ntknas.kernel.precision import ieee_float32
 
 STRATEGIES = ("auto", "per_sample", "batched", "loop", "adaptive")
 
@@ -117,7 +118,7 @@ def compute_ntk(
     selected = select_parameters(net, params)
     first = next(iter(selected.values()))
     inputs = inputs.to(device=first.device, dtype=first.dtype)
-    with kernel_mode(net, bn_mode):
+    with kernel_mode(net, bn_mode), ieee_float32():
         coupled = couples_samples(net, inputs)
         chosen = choose_strategy(coupled, inputs.device, strategy)
         if chosen == "per_sample":
