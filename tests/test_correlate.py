@@ -316,3 +316,14 @@ def test_bad_workers_or_budget_is_one_line(extra, message, cifar_dir, nb201_csv,
     code, _, err = _cli(["correlate", "--data-dir", str(cifar_dir), "--benchmark", str(nb201_csv), "--archs", "0:2",
                          "--out", str(tmp_path / "run"), "--no-progress", *extra], capsys)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_summary_names_every_device_of_a_resumed_run(cifar_dir, nb201_csv, tmp_path):
+    out = tmp_path / "run"
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"), show_progress=False)
+    assert "(3 items)" not in (out / "summary.md").read_text()
+    with sqlite3.connect(out / "results.sqlite") as db:  # as if one item had been measured elsewhere
+        db.execute("UPDATE items SET device = 'NVIDIA H200' WHERE arch_index = 1")
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3", summary_only=True), show_progress=False)
+    device_line = next(l for l in (out / "summary.md").read_text().splitlines() if l.startswith("- device:"))
+    assert "(2 items), NVIDIA H200 (1 item)" in device_line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +99,7 @@ def write_correlation_outputs(
     files = [
         _write_scores(run_dir / SCORES_FILE, rows, config),
         _write_json(run_dir / SUMMARY_JSON, records),
-        _write_markdown(run_dir / SUMMARY_MD, records, config, store),
+        _write_markdown(run_dir / SUMMARY_MD, records, config, store, entries),
     ]
     if rows:
         from ntknas.report.plots import plot_metric_scatter, plot_tau_vs_epochs
@@ -145,7 +145,10 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_markdown(path: Path, records: list[dict[str, Any]], config: CorrelateConfig, store: ResultStore) -> Path:
+def _write_markdown(
+    path: Path, records: list[dict[str, Any]], config: CorrelateConfig, store: ResultStore,
+    entries: Sequence[ArchEntry],
+) -> Path:
     environment = store.get_meta("environment") or {}
     target = config.target or "the benchmark's default target"
     text = [
@@ -156,7 +159,8 @@ def _write_markdown(path: Path, records: list[dict[str, Any]], config: Correlate
         f"({config.batch_size} images, seed {config.seed}); network variant: {config.variant}; "
         f"kernel parameters: {config.params}",
         f"- ground truth: {config.benchmark or 'given by the caller'} (target: {target})",
-        f"- device: {environment.get('device', '?')}; torch {environment.get('torch', '?')}",
+        f"- device: {_devices(store, entries) or environment.get('device', '?')}; "
+        f"torch {environment.get('torch', '?')} (last command)",
         "",
         "Correlations are signed: for a metric that ranks by 'lower' (e.g. tenas), a good metric",
         "has a NEGATIVE correlation with accuracy.",
@@ -166,6 +170,15 @@ def _write_markdown(path: Path, records: list[dict[str, Any]], config: Correlate
     ]
     path.write_text("\n".join(text))
     return path
+
+
+def _devices(store: ResultStore, entries: Sequence[ArchEntry]) -> str:
+    """Which devices measured the summarized items; a resumed run may have used several."""
+    keys = {entry.key for entry in entries}
+    counts = Counter(item.device for item in store.items() if item.arch in keys)
+    if len(counts) <= 1:
+        return next(iter(counts), "")
+    return ", ".join(f"{device} ({count} item{'s' * (count != 1)})" for device, count in counts.most_common())
 
 
 def _finite_or_nan(value: float | None) -> float:
