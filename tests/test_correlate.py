@@ -17,7 +17,7 @@ import torch
 
 from fixtures_data import write_cifar10
 from ntknas.cli import main
-from ntknas.errors import DataError
+from ntknas.errors import DataError, NtknasError
 from ntknas.experiments import correlate as correlate_module
 from ntknas.experiments.correlate import CorrelateConfig, run_correlate
 
@@ -327,3 +327,18 @@ def test_summary_names_every_device_of_a_resumed_run(cifar_dir, nb201_csv, tmp_p
     run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3", summary_only=True), show_progress=False)
     device_line = next(l for l in (out / "summary.md").read_text().splitlines() if l.startswith("- device:"))
     assert "(2 items), NVIDIA H200 (1 item)" in device_line
+
+
+def test_workers_refuse_an_unpicklable_custom_factory_in_one_line(cifar_dir, tmp_path):
+    from ntknas.experiments.correlate import ArchEntry
+
+    factory = lambda num_classes: torch.nn.Sequential(  # noqa: E731 - the point of the test
+        torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 30 * 30, num_classes)
+    )
+    entries = [ArchEntry("tiny", 0, factory, 50.0)]
+    config = CorrelateConfig(space="custom", dataset="cifar10", data_dir=str(cifar_dir), batch_size=4,
+                             out=str(tmp_path / "run"), metrics=("knas",), workers=2)
+    with pytest.raises(NtknasError, match="--workers needs architectures that can be sent"):
+        run_correlate(config, entries=entries, show_progress=False)
+    config = CorrelateConfig(**{**config.__dict__, "workers": 1})
+    assert run_correlate(config, entries=entries, show_progress=False).measured == 1

@@ -302,6 +302,7 @@ def _measured_items(
             device=str(device), threads=threads_per_worker(config.workers, device),
         )
         item_keys = {e.key: [_item_key(config, e, k) for k in config.train_epochs] for e in pending}
+        _check_picklable(setup, pending)
         try:
             yield from run_parallel(setup, pending, done, config.workers, item_keys, deadline)
         except BrokenProcessPool:
@@ -315,6 +316,22 @@ def _measured_items(
             return
         # Streamed, so each training stage is committed before the next one trains.
         yield entry, measure_architecture(config, entry, build, batch, train_set, done, device)
+
+
+def _check_picklable(setup: object, entries: Sequence[ArchEntry]) -> None:
+    """Worker processes receive the settings and each architecture pickled: refuse early, in one
+    line, what cannot travel (e.g. a custom space's factory defined as a lambda)."""
+    import pickle
+
+    try:
+        pickle.dumps(setup)
+        for entry in entries:
+            pickle.dumps(entry)
+    except (pickle.PicklingError, AttributeError, TypeError) as error:
+        raise NtknasError(
+            f"--workers needs architectures that can be sent to another process ({error}): define "
+            "custom factories at module level, or use --workers 1"
+        ) from None
 
 
 def _require_data(config: CorrelateConfig, split: str, device: torch.device) -> ImageDataset:
