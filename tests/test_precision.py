@@ -57,13 +57,18 @@ def test_kernel_runs_in_ieee_float32(monkeypatch):
     from ntknas.kernel import ntk as ntk_module
 
     seen = []
-    original = ntk_module.couples_samples
 
-    def recording(net, inputs):
-        seen.append(_settings())
-        return original(net, inputs)
+    def recording(name):
+        original = getattr(ntk_module, name)
 
-    monkeypatch.setattr(ntk_module, "couples_samples", recording)
+        def wrapper(*args):
+            seen.append((name, _settings()))
+            return original(*args)
+
+        return wrapper
+
+    for name in ("couples_samples", "gram_float64"):  # the Jacobian's forward/backward and its Gram product
+        monkeypatch.setattr(ntk_module, name, recording(name))
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(2 * 4 * 4, 3))
     compute_ntk(net, torch.randn(4, 1, 6, 6), bn_mode="eval")
-    assert seen == [("ieee", "ieee")]
+    assert seen == [("couples_samples", ("ieee", "ieee")), ("gram_float64", ("ieee", "ieee"))]

@@ -90,20 +90,20 @@ def run_metrics(
         eigen_cutoff=eigen_cutoff,
     )
     results: dict[str, MetricValue] = {}
-    for name in names:
-        metric = get_metric(name)
-        start = time.perf_counter()
-        try:
-            with ieee_float32():
+    with ieee_float32():
+        for name in names:
+            metric = get_metric(name)
+            start = time.perf_counter()
+            try:
                 value = float(metric.compute(context))
-        except MetricUnavailable as unavailable:
-            results[name] = MetricValue(None, str(unavailable), time.perf_counter() - start)
-            continue
-        elapsed = time.perf_counter() - start
-        if math.isfinite(value):
-            results[name] = MetricValue(value, None, elapsed)
-        else:
-            results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
+            except MetricUnavailable as unavailable:
+                results[name] = MetricValue(None, str(unavailable), time.perf_counter() - start)
+                continue
+            elapsed = time.perf_counter() - start
+            if math.isfinite(value):
+                results[name] = MetricValue(value, None, elapsed)
+            else:
+                results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
     ntk = context._cache.get("ntk")
     return MetricRun(
         results, None if ntk is None else ntk.strategy, None if ntk is None else ntk.seconds

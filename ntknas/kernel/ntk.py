@@ -118,16 +118,17 @@ def compute_ntk(
     selected = select_parameters(net, params)
     first = next(iter(selected.values()))
     inputs = inputs.to(device=first.device, dtype=first.dtype)
-    with kernel_mode(net, bn_mode), ieee_float32():
-        coupled = couples_samples(net, inputs)
-        chosen = choose_strategy(coupled, inputs.device, strategy)
-        if chosen == "per_sample":
-            jacobian = _per_sample_jacobian(net, inputs, selected, reduction, chunk_size)
-        else:
-            jacobian, chosen = _coupled_jacobian(
-                net, inputs, selected, reduction, chunk_size, chosen
-            )
-    kernel = gram_float64(jacobian)
+    with ieee_float32():  # the Jacobian and its Gram product (a user's TF32 matmul setting too)
+        with kernel_mode(net, bn_mode):
+            coupled = couples_samples(net, inputs)
+            chosen = choose_strategy(coupled, inputs.device, strategy)
+            if chosen == "per_sample":
+                jacobian = _per_sample_jacobian(net, inputs, selected, reduction, chunk_size)
+            else:
+                jacobian, chosen = _coupled_jacobian(
+                    net, inputs, selected, reduction, chunk_size, chosen
+                )
+        kernel = gram_float64(jacobian)
     if kernel.device.type == "cuda":
         torch.cuda.synchronize(kernel.device)
     return NTKResult(
