@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+TINY_NB201 = {"channels": 4, "cells_per_stage": 1}
+"""Network options of the smallest NB201 networks the end-to-end tests build."""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 
 class _Python2Pickler(pickle._Pickler):  # the pure-Python pickler lets us replace opcodes
     """Protocol 2 as Python 2 wrote it: str and bytes as BINSTRING, numpy under numpy.core."""

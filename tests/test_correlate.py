@@ -11,28 +11,21 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from fixtures_data import write_cifar10
+from fixtures_data import TINY_NB201 as TINY, write_cifar10
 from ntknas.cli import main
 from ntknas.errors import DataError, NtknasError
 from ntknas.experiments import correlate as correlate_module
 from ntknas.experiments.correlate import CorrelateConfig, run_correlate
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = {"channels": 4, "cells_per_stage": 1}
 
 
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory) -> Path:
     return write_cifar10(tmp_path_factory.mktemp("cifar"), per_class=2).parent
-
-
-@pytest.fixture(scope="module")
-def nb201_csv(shared_data) -> Path:
-    return shared_data / "nb201" / "nb201_accuracies.csv"
 
 
 def _config(cifar_dir, nb201_csv, out, **overrides) -> CorrelateConfig:

@@ -6,27 +6,19 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-import torch
 
-from fixtures_data import write_cifar10
+from fixtures_data import TINY_NB201 as TINY, PNG_SIGNATURE, write_cifar10
 from ntknas.cli import main
 from ntknas.errors import DataError
 from ntknas.experiments.correlate import CorrelateConfig, run_correlate
 from ntknas.experiments.track import TrackConfig, run_track
 from ntknas.report.document import write_report
 
-TINY = {"channels": 4, "cells_per_stage": 1}
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "area", "base", "wbr", "source"}
 HOSTILE = "ntknas correlate --out '<script>alert(1)</script> & \"x\"'"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from fixtures_data import write_cifar10
+from fixtures_data import TINY_NB201 as TINY, PNG_SIGNATURE, write_cifar10
 from ntknas.cli import main
 from ntknas.data import label_sorted_batch, load_dataset
 from ntknas.errors import DataError, InvalidArchError, NtknasError
@@ -31,18 +31,10 @@ from ntknas.store import ResultStore
 from ntknas.train import Trainer, TrainingDivergedError, parameter_norm
 from ntknas.train.trainer import TrainConfig
 
-TINY = {"channels": 4, "cells_per_stage": 1}
 QUANTITY_COLUMNS = ["rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos", "train_loss", "train_acc", "param_norm"]
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny networks gain nothing from threads, and on a busy machine threads cost a lot."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ------------------------------------------------------------------------------- pure functions
@@ -127,11 +119,6 @@ def test_band_sample_is_seeded_and_inside_the_band(shared_data):
 @pytest.fixture(scope="module")
 def cifar_dir(tmp_path_factory) -> Path:
     return write_cifar10(tmp_path_factory.mktemp("cifar"), per_class=4).parent
-
-
-@pytest.fixture(scope="module")
-def nb201_csv(shared_data) -> Path:
-    return shared_data / "nb201" / "nb201_accuracies.csv"
 
 
 def _config(cifar_dir, out, **overrides) -> TrackConfig:

@@ -231,10 +231,10 @@ def run_correlate(
             store.set_meta("environment", environment(device))
         done = store.done_items()
         measured = 0
-        pending = [e for e in entries if any(_item_key(config, e, k) not in done for k in config.train_epochs)]
+        pending = [e for e in entries if not all(k in done for k in _item_keys(config, e))]
         if config.summary_only:
             # Summarize what is stored (e.g. while a long run is still going); measure nothing.
-            entries = [e for e in entries if any(_item_key(config, e, k) in done for k in config.train_epochs)]
+            entries = _stored_entries(config, entries, done)
             pending = []
         skipped = len(entries) - len(pending)
         if pending:
@@ -261,8 +261,7 @@ def run_correlate(
                     "architectures measured; rerun the same command to continue",
                     file=sys.stderr,
                 )
-                done = store.done_items()
-                entries = [e for e in entries if any(_item_key(config, e, k) in done for k in config.train_epochs)]
+                entries = _stored_entries(config, entries, store.done_items())
         from ntknas.report.correlation import write_correlation_outputs
 
         files = write_correlation_outputs(store, config, entries)
@@ -301,10 +300,10 @@ def _measured_items(
             train_set=train_set.to("cpu") if trains else None,
             device=str(device), threads=threads_per_worker(config.workers, device),
         )
-        item_keys = {e.key: [_item_key(config, e, k) for k in config.train_epochs] for e in pending}
-        _check_picklable(setup, pending)
+        done_by_entry = {e.key: frozenset(k for k in _item_keys(config, e) if k in done) for e in pending}
+        _check_picklable(config, pending)
         try:
-            yield from run_parallel(setup, pending, done, config.workers, item_keys, deadline)
+            yield from run_parallel(setup, pending, done_by_entry, config.workers, deadline)
         except BrokenProcessPool:
             raise NtknasError(
                 "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
@@ -318,13 +317,14 @@ def _measured_items(
         yield entry, measure_architecture(config, entry, build, batch, train_set, done, device)
 
 
-def _check_picklable(setup: object, entries: Sequence[ArchEntry]) -> None:
+def _check_picklable(config: CorrelateConfig, entries: Sequence[ArchEntry]) -> None:
     """Worker processes receive the settings and each architecture pickled: refuse early, in one
-    line, what cannot travel (e.g. a custom space's factory defined as a lambda)."""
+    line, what cannot travel (e.g. a custom space's factory defined as a lambda). The tensors sent
+    beside them always pickle, so they are not serialized twice here."""
     import pickle
 
     try:
-        pickle.dumps(setup)
+        pickle.dumps(config)
         for entry in entries:
             pickle.dumps(entry)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
@@ -351,6 +351,16 @@ def _measurement_batch(
         assert test_set is not None
         inputs, targets = first_images(test_set, config.batch_size)
     return MeasurementBatch(inputs, targets)
+
+
+def _item_keys(config: CorrelateConfig, entry: ArchEntry) -> list[str]:
+    """The store keys of an architecture's work items, one per training stage."""
+    return [_item_key(config, entry, epochs) for epochs in config.train_epochs]
+
+
+def _stored_entries(config: CorrelateConfig, entries: Sequence[ArchEntry], done: set[str]) -> list[ArchEntry]:
+    """The entries with at least one stage in the store: what a summary can report on."""
+    return [e for e in entries if any(k in done for k in _item_keys(config, e))]
 
 
 def _item_key(config: CorrelateConfig, entry: ArchEntry, train_epochs: int) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -86,12 +86,13 @@ def threads_per_worker(workers: int, device: torch.device) -> int:
 def run_parallel(
     setup: WorkerSetup,
     entries: Sequence[ArchEntry],
-    done: set[str],
+    done_by_entry: Mapping[str, frozenset[str]],
     workers: int,
-    item_keys: dict[str, list[str]],
     deadline: float | None = None,
 ) -> Iterator[tuple[ArchEntry, list[ItemResult]]]:
     """Yield ``(entry, its item results)`` as workers finish them, in completion order.
+
+    ``done_by_entry`` maps each entry's key to its item keys already stored (stages to skip).
 
     At most two architectures per worker are in flight, so a stop (an error, or ``deadline``, a
     ``time.monotonic()`` value after which no new architecture starts) wastes little work. A
@@ -109,8 +110,7 @@ def run_parallel(
                     entry = next(pending, None)
                     if entry is None:
                         break
-                    entry_done = frozenset(k for k in item_keys[entry.key] if k in done)
-                    in_flight[pool.submit(_measure, entry, entry_done)] = entry
+                    in_flight[pool.submit(_measure, entry, done_by_entry[entry.key])] = entry
                 if not in_flight:
                     return
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)

@@ -17,7 +17,7 @@ def select_positions(total: int, archs: str | None, sample: int | None, seed: in
     list ``"5,17,300"``, or a mix ``"0:10,42"``. ``sample`` draws that many distinct positions
     with ``numpy.random.default_rng(seed)`` from the range (or from all if no range is given).
     """
-    pool = list(range(total)) if archs in (None, "", "all") else _parse_positions(archs, total)
+    pool = list(range(total)) if archs in (None, "", "all") else parse_positions(archs, total)
     if sample is None:
         return pool
     if sample < 1:
@@ -31,7 +31,8 @@ def select_positions(total: int, archs: str | None, sample: int | None, seed: in
     return [pool[i] for i in sorted(chosen.tolist())]
 
 
-def _parse_positions(text: str, total: int) -> list[int]:
+def parse_positions(text: str, total: int) -> list[int]:
+    """Positions named by ``text`` (ranges ``START:STOP``, single positions, comma-separated), in order, once each."""
     positions: list[int] = []
     for part in text.split(","):
         part = part.strip()

@@ -30,6 +30,7 @@ import torch
 from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_dataset
 from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
 from ntknas.experiments.runtime import environment, resolve_device
+from ntknas.experiments.selection import parse_positions
 from ntknas.spaces import build_network
 from ntknas.spaces import nb201
 from ntknas.store import ResultStore
@@ -159,20 +160,7 @@ def parse_arch_list(text: str) -> list[nb201.NB201Arch]:
         if not part:
             continue
         if ":" in part and "|" not in part:
-            start_text, _, stop_text = part.partition(":")
-            try:
-                start = int(start_text) if start_text.strip() else 0
-                stop = int(stop_text) if stop_text.strip() else nb201.NB201_NUM_ARCHS
-            except ValueError:
-                raise InvalidArchError(
-                    f"cannot read range {part!r} in --archs: use START:STOP such as 0:10"
-                ) from None
-            if not 0 <= start < stop <= nb201.NB201_NUM_ARCHS:
-                raise InvalidArchError(
-                    f"range {part!r} in --archs is empty or outside 0..{nb201.NB201_NUM_ARCHS}: "
-                    "use START:STOP with 0 <= START < STOP"
-                )
-            archs = [nb201.arch_from_index(i) for i in range(start, stop)]
+            archs = [nb201.arch_from_index(i) for i in parse_positions(part, nb201.NB201_NUM_ARCHS)]
         elif part.isdigit() and len(part) != 6:
             archs = [nb201.arch_from_index(int(part))]
         else:
@@ -449,7 +437,12 @@ def _save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
     os.replace(temporary, path)
 
 
-def _load_checkpoint(path: Path, entry: TrackArch, settings: Mapping[str, Any]) -> dict[str, Any] | None:
+def _checkpoint_settings(settings: Mapping[str, Any]) -> Any:
+    """The settings as a checkpoint stores them (through JSON, so tuples compare as lists)."""
+    return json.loads(json.dumps(dict(settings), sort_keys=True))
+
+
+def _load_checkpoint(path: Path, entry: TrackArch, wanted: Any) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     try:
@@ -459,7 +452,6 @@ def _load_checkpoint(path: Path, entry: TrackArch, settings: Mapping[str, Any]) 
         raise DataError(
             f"checkpoint {path} is unreadable ({first[:120]}): delete it to restart that architecture"
         ) from None
-    wanted = json.loads(json.dumps(dict(settings), sort_keys=True))
     if (
         not isinstance(state, dict)
         or state.get("format") != CHECKPOINT_FORMAT
@@ -495,7 +487,7 @@ def _track_architecture(
     ).to(device)
     trainer = Trainer(net, train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
     path = checkpoint_path(store.run_dir, entry)
-    wanted = json.loads(json.dumps(dict(settings), sort_keys=True))
+    wanted = _checkpoint_settings(settings)
 
     def kernel() -> tuple[torch.Tensor, float]:
         begin = time.perf_counter()
@@ -511,7 +503,7 @@ def _track_architecture(
             "trainer": trainer.state_dict(), "theta_0": theta_0.detach().cpu(),
         })
 
-    state = _load_checkpoint(path, entry, settings)
+    state = _load_checkpoint(path, entry, wanted)
     if state is not None:
         trainer.load_state_dict(state["trainer"])
         theta_0 = state["theta_0"].to(device)

@@ -129,19 +129,26 @@ def _write_json(path: Path, records: list[dict[str, Any]]) -> Path:
     return path
 
 
-def markdown_table(records: Sequence[dict[str, Any]]) -> str:
-    lines = [
-        "| metric | BN | epochs | n | Kendall τ [95% CI] | Spearman ρ [95% CI] | ranks by | missing |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+SUMMARY_HEADERS = ("metric", "BN", "epochs", "n", "Kendall τ [95% CI]", "Spearman ρ [95% CI]", "ranks by", "missing")
+
+
+def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of strings per summary record, in the columns of :data:`SUMMARY_HEADERS`."""
+    rows = []
     for r in records:
         direction = {True: "higher", False: "lower", None: "—"}[r["higher_is_better"]]
-        lines.append(
-            f"| {r['metric']} | {r['bn']} | {r['train_epochs']} | {r['n']} | "
-            f"{_fmt(r['kendall'])} [{_fmt(r['kendall_ci'][0])}, {_fmt(r['kendall_ci'][1])}] | "
-            f"{_fmt(r['spearman'])} [{_fmt(r['spearman_ci'][0])}, {_fmt(r['spearman_ci'][1])}] | "
-            f"{direction} | {r['missing']} |"
-        )
+        rows.append((
+            str(r["metric"]), str(r["bn"]), str(r["train_epochs"]), str(r["n"]),
+            f"{_fmt(r['kendall'])} [{_fmt(r['kendall_ci'][0])}, {_fmt(r['kendall_ci'][1])}]",
+            f"{_fmt(r['spearman'])} [{_fmt(r['spearman_ci'][0])}, {_fmt(r['spearman_ci'][1])}]",
+            direction, str(r["missing"]),
+        ))
+    return rows
+
+
+def markdown_table(records: Sequence[dict[str, Any]]) -> str:
+    lines = ["| " + " | ".join(SUMMARY_HEADERS) + " |", "|" + "---|" * len(SUMMARY_HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in summary_rows(records)]
     return "\n".join(lines)
 
 

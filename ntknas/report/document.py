@@ -265,7 +265,7 @@ def _settings_table(settings: dict[str, Any]) -> Table:
 
 
 def _correlate_blocks(store: ResultStore) -> list[Block]:
-    from ntknas.report.correlation import SUMMARY_JSON, markdown_table
+    from ntknas.report.correlation import SUMMARY_HEADERS, SUMMARY_JSON, summary_rows
 
     run_dir = store.run_dir
     settings = store.get_meta("settings") or {}
@@ -292,7 +292,7 @@ def _correlate_blocks(store: ResultStore) -> list[Block]:
             + " is good when it is negative. Brackets are bootstrap 95% confidence intervals."
         )
         blocks += [Heading("Rank correlation with accuracy", 3), Paragraph(note)]
-        blocks.append(_table_from_markdown(markdown_table(records), "Kendall τ and Spearman ρ per metric"))
+        blocks.append(Table(SUMMARY_HEADERS, tuple(summary_rows(records)), caption="Kendall τ and Spearman ρ per metric"))
     else:
         blocks.append(Paragraph(f"No {SUMMARY_JSON} in this folder: rerun the correlate command to write it."))
     plots = _images(sorted(run_dir.glob("scatter_*.png")), lambda p: f"accuracy vs {p.stem[len('scatter_'):]}")
@@ -300,13 +300,6 @@ def _correlate_blocks(store: ResultStore) -> list[Block]:
     if plots:
         blocks += [Heading("Plots", 3), *plots]
     return blocks
-
-
-def _table_from_markdown(text: str, caption: str) -> Table:
-    """Cells of a pipe table whose cells hold no '|' (the correlate summary's own table)."""
-    lines = [line.strip() for line in text.strip().splitlines()]
-    split = lambda line: tuple(cell.strip() for cell in line.strip("|").split("|"))  # noqa: E731
-    return Table(split(lines[0]), tuple(split(line) for line in lines[2:]), caption=caption)
 
 
 def _track_blocks(store: ResultStore) -> list[Block]:
