@@ -20,6 +20,9 @@ demo: $(STAMP)
 	$(BIN)/ntknas demo --out runs/demo
 
 test: $(STAMP)
+	$(BIN)/ruff check ntknas
+	$(BIN)/mypy ntknas
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -1,7 +1,7 @@
 """ntknas: Neural Tangent Kernel metrics for neural architecture search.
 
 The public API is imported lazily so that ``import ntknas`` stays cheap and a command-line call
-only loads what it uses.
+only loads what it uses; ``dir(ntknas)`` lists it.
 """
 
 from __future__ import annotations
@@ -12,25 +12,107 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    # spaces
+    "SearchSpace": "ntknas.spaces",
+    "SpaceProtocol": "ntknas.spaces",
+    "available_spaces": "ntknas.spaces",
     "build_network": "ntknas.spaces",
+    "get_space": "ntknas.spaces",
+    "register_space": "ntknas.spaces",
     "nb101_hash": "ntknas.spaces.nb101",
+    # data
+    "DatasetInfo": "ntknas.data",
+    "ImageDataset": "ntknas.data",
+    "dataset_names": "ntknas.data",
+    "draw_batch": "ntknas.data",
+    "load_dataset": "ntknas.data",
+    "register_dataset": "ntknas.data",
+    "study_batch": "ntknas.experiments.score",
+    # ground truth
+    "Benchmark": "ntknas.groundtruth",
+    "load_benchmark": "ntknas.groundtruth",
+    # kernel
+    "NTKResult": "ntknas.kernel",
+    "compute_ntk": "ntknas.kernel",
     "empirical_ntk": "ntknas.kernel",
     "full_ntk": "ntknas.kernel",
-    "score": "ntknas.experiments.score",
-    "evaluate_metrics": "ntknas.experiments.score",
+    # metrics
+    "DEFAULT_METRICS": "ntknas.metrics",
+    "Metric": "ntknas.metrics",
+    "MetricContext": "ntknas.metrics",
+    "MetricUnavailable": "ntknas.metrics",
     "available_metrics": "ntknas.metrics",
+    "get_metric": "ntknas.metrics",
+    "register_metric": "ntknas.metrics",
+    "MetricValue": "ntknas.experiments.score",
+    "evaluate": "ntknas.experiments.score",
+    "evaluate_metrics": "ntknas.experiments.score",
+    "score": "ntknas.experiments.score",
+    # analysis
+    "rank_correlation": "ntknas.analysis",
+    # experiments
+    "ArchEntry": "ntknas.experiments.correlate",
+    "CorrelateConfig": "ntknas.experiments.correlate",
+    "CorrelateOutcome": "ntknas.experiments.correlate",
+    "run_correlate": "ntknas.experiments.correlate",
+    "TrackConfig": "ntknas.experiments.track",
+    "TrackOutcome": "ntknas.experiments.track",
+    "run_track": "ntknas.experiments.track",
+    "Executor": "ntknas.experiments.executors",
+    "SerialExecutor": "ntknas.experiments.executors",
+    "ProcessPoolExecutor": "ntknas.experiments.executors",
+    "Task": "ntknas.experiments.executors",
+    # errors
     "NtknasError": "ntknas.errors",
 }
 
 __all__ = sorted(_PUBLIC) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ntknas.errors import NtknasError
-    from ntknas.experiments.score import evaluate_metrics, score
-    from ntknas.kernel import empirical_ntk, full_ntk
-    from ntknas.metrics import available_metrics
-    from ntknas.spaces import build_network
-    from ntknas.spaces.nb101 import nb101_hash
+    from ntknas.analysis import rank_correlation as rank_correlation
+    from ntknas.data import DatasetInfo as DatasetInfo
+    from ntknas.data import ImageDataset as ImageDataset
+    from ntknas.data import dataset_names as dataset_names
+    from ntknas.data import draw_batch as draw_batch
+    from ntknas.data import load_dataset as load_dataset
+    from ntknas.data import register_dataset as register_dataset
+    from ntknas.errors import NtknasError as NtknasError
+    from ntknas.experiments.correlate import ArchEntry as ArchEntry
+    from ntknas.experiments.correlate import CorrelateConfig as CorrelateConfig
+    from ntknas.experiments.correlate import CorrelateOutcome as CorrelateOutcome
+    from ntknas.experiments.correlate import run_correlate as run_correlate
+    from ntknas.experiments.executors import Executor as Executor
+    from ntknas.experiments.executors import ProcessPoolExecutor as ProcessPoolExecutor
+    from ntknas.experiments.executors import SerialExecutor as SerialExecutor
+    from ntknas.experiments.executors import Task as Task
+    from ntknas.experiments.score import MetricValue as MetricValue
+    from ntknas.experiments.score import evaluate as evaluate
+    from ntknas.experiments.score import evaluate_metrics as evaluate_metrics
+    from ntknas.experiments.score import score as score
+    from ntknas.experiments.score import study_batch as study_batch
+    from ntknas.experiments.track import TrackConfig as TrackConfig
+    from ntknas.experiments.track import TrackOutcome as TrackOutcome
+    from ntknas.experiments.track import run_track as run_track
+    from ntknas.groundtruth import Benchmark as Benchmark
+    from ntknas.groundtruth import load_benchmark as load_benchmark
+    from ntknas.kernel import NTKResult as NTKResult
+    from ntknas.kernel import compute_ntk as compute_ntk
+    from ntknas.kernel import empirical_ntk as empirical_ntk
+    from ntknas.kernel import full_ntk as full_ntk
+    from ntknas.metrics import DEFAULT_METRICS as DEFAULT_METRICS
+    from ntknas.metrics import Metric as Metric
+    from ntknas.metrics import MetricContext as MetricContext
+    from ntknas.metrics import MetricUnavailable as MetricUnavailable
+    from ntknas.metrics import available_metrics as available_metrics
+    from ntknas.metrics import get_metric as get_metric
+    from ntknas.metrics import register_metric as register_metric
+    from ntknas.spaces import SearchSpace as SearchSpace
+    from ntknas.spaces import SpaceProtocol as SpaceProtocol
+    from ntknas.spaces import available_spaces as available_spaces
+    from ntknas.spaces import build_network as build_network
+    from ntknas.spaces import get_space as get_space
+    from ntknas.spaces import register_space as register_space
+    from ntknas.spaces.nb101 import nb101_hash as nb101_hash
 
 
 def __getattr__(name: str) -> Any:
@@ -38,3 +120,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'ntknas' has no attribute {name!r}")
     return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return list(__all__)

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from ntknas.console import Progress
 from ntknas.errors import NtknasError
 
 Handler = Callable[[argparse.Namespace], int]
@@ -33,12 +35,12 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
             "(no download)."
         ),
     )
-    parser.add_argument("--space", default="nb201", help="search space: nb201 | nb101 (default nb201)")
+    parser.add_argument("--space", default="nb201", help="search space: nb201 | nb101 | any registered space (default nb201)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--arch", help="NB201 arch string or 6-digit op codes; NB101 hash (with --benchmark) or JSON {adjacency, ops}")
     which.add_argument("--index", type=int, help="NB201 official index (0..15624)")
     parser.add_argument("--benchmark", help="NB101 table (.npz/.csv) to look an NB101 hash up in")
-    parser.add_argument("--dataset", help="cifar10 | cifar100 | ImageNet16-120")
+    parser.add_argument("--dataset", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     parser.add_argument("--data-dir", help="folder holding the dataset in its official format")
     parser.add_argument("--batch-file", help=".npz with uint8 'images' (N,H,W,3) and int 'labels'")
     parser.add_argument("--batch-size", type=int, help="images in the batch (default: the study's, 256; 512 for ImageNet16-120; 64 for the built-in digits)")
@@ -103,8 +105,8 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
             "rho against the benchmark's accuracy. Resumable: rerun the same command after a kill."
         ),
     )
-    parser.add_argument("--space", default="nb201", help="nb201 | nb101 (default nb201)")
-    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120")
+    parser.add_argument("--space", default="nb201", help="nb201 | nb101 | any registered space (default nb201)")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     parser.add_argument("--data-dir", help="folder with the dataset in its official format")
     parser.add_argument("--benchmark", help="ground truth: NB201 CSV/.pth (NATS tss) or NB101 table (.npz/.csv)")
     parser.add_argument("--target", help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
@@ -150,21 +152,15 @@ def _run_correlate(args: argparse.Namespace) -> int:
         train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
         workers=args.workers, time_budget=args.time_budget,
     )
-    outcome = run_correlate(
-        config, show_progress=False if args.no_progress else None, command_line=_command_line()
-    )
+    progress = Progress("archs", enabled=False if args.no_progress else None)
+    outcome = run_correlate(config, on_progress=progress, command_line=args.command_line)
+    progress.close()
     print(
         f"{outcome.measured} architectures measured, {outcome.skipped} already stored; "
         f"{outcome.seconds:.1f} s. Results in {outcome.run_dir}/"
     )
     print((outcome.run_dir / "summary.md").read_text())
     return 0
-
-
-def _command_line() -> str:
-    import shlex
-
-    return "ntknas " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -184,7 +180,9 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
     print(demo_preamble(config))
-    outcome = run_demo(args.out, config)
+    progress = Progress("archs")
+    outcome = run_demo(args.out, config, on_progress=progress)
+    progress.close()
     print()
     print((outcome.run_dir / "summary.md").read_text())
     print(f"done in {outcome.seconds:.0f} s; scores, summary and scatter plots in {outcome.run_dir}/")
@@ -224,13 +222,13 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
             "rerun the same command after a kill; a larger --epochs continues training."
         ),
     )
-    parser.add_argument("--space", default="nb201", help="search space (nb201 only)")
+    parser.add_argument("--space", default="nb201", help="a space with an official order (default nb201)")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--archs", help="NB201 indices, ranges START:STOP, 6-digit op codes or arch strings, comma-separated, e.g. 6111,1")
     which.add_argument("--band", help="COLUMN:LOW:HIGH: architectures whose --benchmark column lies in [LOW, HIGH], e.g. cifar10_test:92.4:92.9")
     parser.add_argument("--sample", type=int, help="track a seeded random sample of K architectures of --band (or --archs, or all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of --sample (default 42)")
-    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     parser.add_argument("--data-dir", help="folder with the dataset in its official format")
     parser.add_argument("--benchmark", help="NB201 CSV/.pth: accuracies to colour the curves by (needed for --band)")
     parser.add_argument("--target", help="accuracy column (default: the --band column, else cifar10_valid_test)")
@@ -247,6 +245,7 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--strategy", default="batched", help="kernel strategy: batched | loop (default batched; both exact and deterministic)")
     parser.add_argument("--chunk-size", type=int, help="kernel rows computed at once (bounds memory)")
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    parser.add_argument("--workers", type=int, default=1, help="architectures tracked at once in worker processes sharing the device (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress lines")
     parser.set_defaults(handler=_run_track)
 
@@ -266,8 +265,12 @@ def _run_track(args: argparse.Namespace) -> int:
         epochs=args.epochs, every=args.every, samples=args.samples, out=args.out, device=args.device,
         variant=args.variant, network_options=options, train_batch_size=args.train_batch_size,
         model_seed=args.model_seed, strategy=args.strategy, chunk_size=args.chunk_size, force=args.force,
+        workers=args.workers,
     )
-    outcome = run_track(config, show_progress=not args.no_progress, command_line=_command_line())
+    if args.no_progress:
+        logging.getLogger("ntknas").setLevel(logging.WARNING)
+    progress = Progress("archs", enabled=False)
+    outcome = run_track(config, on_progress=progress, command_line=args.command_line)
     diverged = f", {len(outcome.diverged)} diverged" if outcome.diverged else ""
     print(
         f"{outcome.tracked} architectures tracked, {outcome.skipped} already done{diverged}; "
@@ -317,9 +320,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_library_logs() -> None:
+    """Library code logs to the ``ntknas`` logger; the command line shows its INFO lines plainly."""
+    logger = logging.getLogger("ntknas")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    logger.setLevel(logging.INFO)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import shlex
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
+    args.command_line = "ntknas " + " ".join(shlex.quote(a) for a in arguments)
+    _show_library_logs()
     handler: Handler = args.handler
     try:
         return handler(args)

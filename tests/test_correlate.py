@@ -39,7 +39,7 @@ def _config(cifar_dir, nb201_csv, out, **overrides) -> CorrelateConfig:
 
 def test_outputs_and_resume(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (outcome.measured, outcome.skipped) == (4, 0)
     for name in ("results.sqlite", "scores.csv", "summary.json", "summary.md", "scatter_lga.png"):
         assert (out / name).is_file(), name
@@ -54,15 +54,15 @@ def test_outputs_and_resume(cifar_dir, nb201_csv, tmp_path):
     assert set(summary[0]) >= {"metric", "bn", "train_epochs", "n", "kendall", "spearman", "kendall_ci", "spearman_ci"}
     assert all(r["n"] == 4 for r in summary)
     first = (out / "scores.csv").read_text()
-    again = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    again = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (again.measured, again.skipped) == (0, 4)
     assert (out / "scores.csv").read_text() == first
 
 
 def test_same_batch_for_every_architecture_and_seeded_build(cifar_dir, nb201_csv, tmp_path):
     """Rerunning one architecture in a fresh folder reproduces its stored values exactly."""
-    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "a", archs="0:3"), show_progress=False)
-    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "b", archs="2"), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "a", archs="0:3"))
+    run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "b", archs="2"))
     read = lambda p: {(r["arch"], r["bn"]): r for r in csv.DictReader((p / "scores.csv").open())}
     a, b = read(tmp_path / "a"), read(tmp_path / "b")
     for key, row in b.items():
@@ -74,22 +74,22 @@ def test_failure_mid_run_leaves_no_partial_architecture(cifar_dir, nb201_csv, tm
     calls = {"n": 0}
     real = correlate_module._evaluate
 
-    def failing(net, batch, config, bn_mode):
+    def failing(net, batch, config, bn_mode, metrics):
         calls["n"] += 1
         if calls["n"] == 6:  # third architecture, second BN mode
             raise RuntimeError("simulated crash")
-        return real(net, batch, config, bn_mode)
+        return real(net, batch, config, bn_mode, metrics)
 
     monkeypatch.setattr(correlate_module, "_evaluate", failing)
     with pytest.raises(RuntimeError, match="simulated"):
-        run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+        run_correlate(_config(cifar_dir, nb201_csv, out))
     db = sqlite3.connect(out / "results.sqlite")
     archs = {row[0] for row in db.execute("SELECT arch FROM measurements")}
     assert len(archs) == 2 and db.execute("SELECT COUNT(*) FROM items").fetchone()[0] == 2
     assert db.execute("SELECT COUNT(*) FROM measurements").fetchone()[0] == 2 * 2 * 3
     db.close()
     monkeypatch.setattr(correlate_module, "_evaluate", real)
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (outcome.measured, outcome.skipped) == (2, 2)
 
 
@@ -100,7 +100,7 @@ def test_kill_9_then_resume(cifar_dir, nb201_csv, tmp_path):
         from ntknas.experiments.correlate import CorrelateConfig, run_correlate
         config = CorrelateConfig(dataset="cifar10", data_dir={str(cifar_dir)!r}, benchmark={str(nb201_csv)!r},
             archs="0:40", batch_size=6, out={str(out)!r}, network_options={TINY!r}, metrics=("knas", "lga"))
-        run_correlate(config, show_progress=False)
+        run_correlate(config)
     """)
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     deadline = time.time() + 120
@@ -126,17 +126,16 @@ def test_kill_9_then_resume(cifar_dir, nb201_csv, tmp_path):
     outcome = run_correlate(
         CorrelateConfig(dataset="cifar10", data_dir=str(cifar_dir), benchmark=str(nb201_csv), archs="0:40",
                         batch_size=6, out=str(out), network_options=TINY, metrics=("knas", "lga")),
-        show_progress=False,
     )
     assert outcome.skipped == items and outcome.measured == 40 - items
 
 
 def test_other_settings_refused_unless_forced(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"))
     with pytest.raises(DataError, match="other settings.*batch_size"):
-        run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4), show_progress=False)
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4, force=True), show_progress=False)
+        run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4))
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", batch_size=4, force=True))
     assert outcome.measured == 2
 
 
@@ -157,7 +156,7 @@ def test_nan_kernel_stored_as_missing_and_run_continues(cifar_dir, nb201_csv, tm
 
     monkeypatch.setattr(correlate_module, "network_factory", poisoned)
     out = tmp_path / "run"
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"))
     with sqlite3.connect(out / "results.sqlite") as db:
         rows = db.execute("SELECT arch, value, reason FROM measurements").fetchall()
     poisoned_rows = [r for r in rows if r[2]]
@@ -215,8 +214,8 @@ def test_cli_end_to_end_prints_summary(cifar_dir, nb201_csv, tmp_path, capsys):
 
 def test_summary_only_reports_what_is_stored(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:10", summary_only=True), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"))
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:10", summary_only=True))
     assert outcome.measured == 0 and len(outcome.entries) == 2
     summary = json.loads((out / "summary.json").read_text())
     assert all(r["n"] == 2 for r in summary)
@@ -231,7 +230,7 @@ def test_train_epochs_equal_separately_trained_networks(cifar_dir, nb201_csv, tm
     out = tmp_path / "run"
     config = _config(cifar_dir, nb201_csv, out, archs="1", train_epochs=(0, 1, 2), train_batch_size=8,
                      metrics=("knas", "lga"))
-    run_correlate(config, show_progress=False)
+    run_correlate(config)
     summary = json.loads((out / "summary.json").read_text())
     assert sorted({r["train_epochs"] for r in summary}) == [0, 1, 2]
     assert (out / "kendall_vs_epochs.png").is_file()
@@ -256,8 +255,8 @@ def test_train_epochs_equal_separately_trained_networks(cifar_dir, nb201_csv, tm
 
 def test_summary_only_keeps_the_measuring_command(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False, command_line="measure")
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", summary_only=True), show_progress=False,
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), command_line="measure")
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2", summary_only=True),
                   command_line="peek")
     assert "`measure`" in (out / "summary.md").read_text()
 
@@ -269,17 +268,17 @@ def _stored_values(out: Path) -> dict[tuple, float | None]:
 
 
 def test_worker_processes_store_what_one_process_stores(cifar_dir, nb201_csv, tmp_path):
-    from ntknas.experiments.parallel import threads_per_worker
+    from ntknas.experiments.executors import threads_per_worker
 
     serial = tmp_path / "serial"
     threads = torch.get_num_threads()
     torch.set_num_threads(threads_per_worker(2, torch.device("cpu")))  # same float reductions as a worker
     try:
-        run_correlate(_config(cifar_dir, nb201_csv, serial, train_epochs=(0, 1)), show_progress=False)
+        run_correlate(_config(cifar_dir, nb201_csv, serial, train_epochs=(0, 1)))
     finally:
         torch.set_num_threads(threads)
     parallel = tmp_path / "parallel"
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2), show_progress=False)
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2))
     assert (outcome.measured, outcome.skipped) == (4, 0)
     expected, got = _stored_values(serial), _stored_values(parallel)
     assert set(got) == set(expected) and len(got) == 4 * 2 * 2 * 3
@@ -287,19 +286,19 @@ def test_worker_processes_store_what_one_process_stores(cifar_dir, nb201_csv, tm
         assert (value is None) == (got[key] is None), key
         if value is not None:
             assert got[key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
-    again = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2), show_progress=False)
+    again = run_correlate(_config(cifar_dir, nb201_csv, parallel, train_epochs=(0, 1), workers=2))
     assert (again.measured, again.skipped) == (0, 4)
 
 
 def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_dir, nb201_csv, tmp_path, capsys):
     out = tmp_path / "run"
-    stopped = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"), show_progress=False)
+    stopped = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"))
     assert stopped.measured == 2
-    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, time_budget=0.0), show_progress=False)
-    assert outcome.measured == 0 and len(outcome.entries) == 2
+    outcome = run_correlate(_config(cifar_dir, nb201_csv, out, time_budget=0.0))
+    assert outcome.measured == 0 and len(outcome.entries) == 2 and outcome.stopped_by_budget
     assert "time budget of 0 s reached: 0 of 2 architectures measured" in capsys.readouterr().err
     assert all(r["n"] == 2 for r in json.loads((out / "summary.json").read_text()))
-    finished = run_correlate(_config(cifar_dir, nb201_csv, out), show_progress=False)
+    finished = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (finished.measured, finished.skipped) == (2, 2)
 
 
@@ -313,11 +312,11 @@ def test_bad_workers_or_budget_is_one_line(extra, message, cifar_dir, nb201_csv,
 
 def test_summary_names_every_device_of_a_resumed_run(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3"))
     assert "(3 items)" not in (out / "summary.md").read_text()
     with sqlite3.connect(out / "results.sqlite") as db:  # as if one item had been measured elsewhere
         db.execute("UPDATE items SET device = 'NVIDIA H200' WHERE arch_index = 1")
-    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3", summary_only=True), show_progress=False)
+    run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3", summary_only=True))
     device_line = next(l for l in (out / "summary.md").read_text().splitlines() if l.startswith("- device:"))
     assert "(2 items), NVIDIA H200 (1 item)" in device_line
 
@@ -332,6 +331,6 @@ def test_workers_refuse_an_unpicklable_custom_factory_in_one_line(cifar_dir, tmp
     config = CorrelateConfig(space="custom", dataset="cifar10", data_dir=str(cifar_dir), batch_size=4,
                              out=str(tmp_path / "run"), metrics=("knas",), workers=2)
     with pytest.raises(NtknasError, match="--workers needs architectures that can be sent"):
-        run_correlate(config, entries=entries, show_progress=False)
+        run_correlate(config, entries=entries)
     config = CorrelateConfig(**{**config.__dict__, "workers": 1})
-    assert run_correlate(config, entries=entries, show_progress=False).measured == 1
+    assert run_correlate(config, entries=entries).measured == 1

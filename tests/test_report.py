@@ -30,13 +30,13 @@ def runs(tmp_path_factory, shared_data) -> tuple[Path, Path]:
     run_correlate(
         CorrelateConfig(dataset="cifar10", data_dir=str(cifar), benchmark=benchmark, archs="0:3", batch_size=6,
                         out=str(correlate_dir), network_options=TINY, metrics=("knas", "lga")),
-        show_progress=False, command_line=HOSTILE,
+        command_line=HOSTILE,
     )
     track_dir = root / "track"
     run_track(
         TrackConfig(dataset="cifar10", data_dir=str(cifar), benchmark=benchmark, archs="1,6111", epochs=1,
                     out=str(track_dir), network_options=TINY, train_batch_size=16),
-        show_progress=False, command_line="ntknas track --archs 1,6111 --epochs 1",
+        command_line="ntknas track --archs 1,6111 --epochs 1",
     )
     return correlate_dir, track_dir
 

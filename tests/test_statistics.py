@@ -6,7 +6,7 @@ from scipy import stats
 
 from ntknas.errors import InvalidArchError
 from ntknas.experiments.selection import select_positions
-from ntknas.experiments.statistics import rank_correlation
+from ntknas.analysis.statistics import rank_correlation
 
 
 def test_matches_scipy_and_keeps_sign():

@@ -13,17 +13,13 @@ from ntknas.cli import main
 from ntknas.data import label_sorted_batch, load_dataset
 from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.experiments import track as track_module
-from ntknas.experiments.track import (
-    TrackConfig,
+from ntknas.experiments.track import TrackConfig, parse_arch_list, parse_band, run_track, select_track_archs
+from ntknas.kernel.distances import (
     kernel_correlation,
     kernel_cosine,
     kernel_distances,
-    parse_arch_list,
-    parse_band,
     relative_difference,
     relative_difference_reference,
-    run_track,
-    select_track_archs,
 )
 from ntknas.kernel import full_ntk
 from ntknas.spaces.nb201 import arch_from_index, build_nb201
@@ -217,10 +213,10 @@ def test_resume_after_interruption_equals_uninterrupted_run(full_run, cifar_dir,
     monkeypatch.setattr(Trainer, "train_epochs", train)
     monkeypatch.setattr(track_module, "_save_checkpoint", save)
     with pytest.raises(_Interrupt):
-        run_track(config, show_progress=False)
+        run_track(config)
     calls["train"] = 0
     monkeypatch.setattr(track_module, "_save_checkpoint", original_save)
-    outcome = run_track(config, show_progress=False)
+    outcome = run_track(config)
     assert (outcome.tracked, outcome.skipped) == (1, 1)
     # Resumed from the checkpoint: only the epochs after it were trained again.
     assert calls["train"] == (1 if where == "training" else 2)
@@ -229,7 +225,7 @@ def test_resume_after_interruption_equals_uninterrupted_run(full_run, cifar_dir,
 
 def test_finished_architectures_are_skipped_and_more_epochs_extend(cifar_dir, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    run_track(_config(cifar_dir, out, archs="2", epochs=1), show_progress=False)
+    run_track(_config(cifar_dir, out, archs="2", epochs=1))
     before = _read_csv(out / "track.csv")
 
     def refuse(*args, **kwargs):
@@ -237,12 +233,12 @@ def test_finished_architectures_are_skipped_and_more_epochs_extend(cifar_dir, tm
 
     with monkeypatch.context() as patch:
         patch.setattr(track_module, "build_network", refuse)
-        outcome = run_track(_config(cifar_dir, out, archs="2", epochs=1), show_progress=False)
+        outcome = run_track(_config(cifar_dir, out, archs="2", epochs=1))
     assert (outcome.tracked, outcome.skipped) == (0, 1)
     trained = []
     original = Trainer.train_epochs
     monkeypatch.setattr(Trainer, "train_epochs", lambda self, n=1: trained.append(n) or original(self, n))
-    run_track(_config(cifar_dir, out, archs="2", epochs=2), show_progress=False)
+    run_track(_config(cifar_dir, out, archs="2", epochs=2))
     assert trained == [1]  # continued from the epoch-1 checkpoint instead of starting over
     rows = _read_csv(out / "track.csv")
     assert rows[:2] == before and [r["epoch"] for r in rows] == ["0", "1", "2"]
@@ -261,7 +257,7 @@ def test_diverged_architecture_is_recorded_and_the_next_one_runs(cifar_dir, tmp_
         return original(self, n)
 
     monkeypatch.setattr(Trainer, "train_epochs", train)
-    outcome = run_track(_config(cifar_dir, out, epochs=1), show_progress=False)
+    outcome = run_track(_config(cifar_dir, out, epochs=1))
     assert outcome.diverged == [first]
     with ResultStore(out) as store:
         status = {r["arch"]: r for r in store.get_meta("track_archs")}
@@ -269,13 +265,13 @@ def test_diverged_architecture_is_recorded_and_the_next_one_runs(cifar_dir, tmp_
     assert status[arch_from_index(1).to_string()]["status"] == "done"
     rows = _read_csv(out / "track.csv")
     assert [(r["index"], r["epoch"]) for r in rows] == [("0", "0"), ("1", "0"), ("1", "1")]
-    again = run_track(_config(cifar_dir, out, epochs=1), show_progress=False)
+    again = run_track(_config(cifar_dir, out, epochs=1))
     assert (again.tracked, again.skipped) == (0, 2)
 
 
 def test_other_settings_in_the_same_folder_are_refused(full_run, cifar_dir):
     with pytest.raises(DataError, match="other settings"):
-        run_track(_config(cifar_dir, full_run, every=2), show_progress=False)
+        run_track(_config(cifar_dir, full_run, every=2))
 
 
 # ------------------------------------------------------------------------------- command-line errors
@@ -315,7 +311,7 @@ def test_band_needs_a_benchmark_and_data_dir_is_required(tmp_path, capsys):
 
 def test_several_samples_give_a_larger_kernel_and_too_many_are_refused(cifar_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    outcome = run_track(_config(cifar_dir, out, archs="3", epochs=0, samples=2), show_progress=False)
+    outcome = run_track(_config(cifar_dir, out, archs="3", epochs=0, samples=2))
     assert outcome.tracked == 1
     state = torch.load(out / "checkpoints" / "nb201_00003.pt", weights_only=True)
     assert state["theta_0"].shape == (20, 20) and state["trainer"]["epoch"] == 0

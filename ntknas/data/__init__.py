@@ -14,6 +14,9 @@ from ntknas.data.datasets import (
     dataset_info,
     dataset_names,
     load_dataset,
+    load_for_run,
+    needs_files,
+    register_dataset,
 )
 
 __all__ = [
@@ -27,5 +30,8 @@ __all__ = [
     "first_images",
     "label_sorted_batch",
     "load_dataset",
+    "load_for_run",
+    "needs_files",
     "normalize",
+    "register_dataset",
 ]

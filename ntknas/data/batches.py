@@ -16,7 +16,7 @@ so batches are statistically equivalent to the reference loader's, not bit-ident
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F

@@ -8,9 +8,10 @@ of shape N×3×H×W with a single reshape (the files store channel-first rows).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -83,24 +84,83 @@ IMAGENET16_120 = DatasetInfo(
     source=_IMAGENET16_SOURCE,
 )
 
-_INFOS = {info.name: info for info in (CIFAR10, CIFAR100, IMAGENET16_120)}
-# Lower-cased alias -> canonical name.
-_ALIASES = {
-    "cifar10": "cifar10",
-    "cifar-10": "cifar10",
-    "cifar_10": "cifar10",
-    "cifar100": "cifar100",
-    "cifar-100": "cifar100",
-    "cifar_100": "cifar100",
-    "imagenet16-120": "ImageNet16-120",
-    "imagenet16_120": "ImageNet16-120",
-    "imagenet16": "ImageNet16-120",
-}
+SplitReader = Callable[[Path | None, str], tuple[np.ndarray, np.ndarray]]
+"""``read(data_dir, split) -> (uint8 images N×C×H×W, int64 labels N)``; ``data_dir`` is None for
+a dataset that needs no files."""
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """A dataset ``--dataset NAME`` can name: its facts, how to read a split, its aliases."""
+
+    describe: Callable[[], DatasetInfo]
+    read: SplitReader
+    aliases: tuple[str, ...] = ()
+    needs_files: bool = True
+
+
+_DATASETS: dict[str, RegisteredDataset] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register_dataset(
+    info: DatasetInfo | Callable[[], DatasetInfo],
+    read: SplitReader,
+    *,
+    aliases: Sequence[str] = (),
+    needs_files: bool = True,
+    name: str | None = None,
+) -> None:
+    """Make a dataset available to every command (``--dataset``) and to :func:`load_dataset`.
+
+    ``info`` is the dataset's :class:`DatasetInfo`, or a function returning it when facts such as
+    the normalization must be computed from the data (pass ``name`` then). ``needs_files=False``
+    for a dataset that ships with a package, so that no ``--data-dir`` is asked for.
+    """
+    describe = info if callable(info) else (lambda: info)
+    canonical = name or (info.name if isinstance(info, DatasetInfo) else "")
+    if not canonical:
+        raise ValueError("register_dataset needs the dataset's name (pass name= with a describe function)")
+    if canonical in _DATASETS:
+        raise ValueError(f"dataset {canonical!r} is registered twice")
+    _DATASETS[canonical] = RegisteredDataset(describe, read, tuple(aliases), needs_files)
+    for alias in (canonical, *aliases):
+        _ALIASES[alias.lower()] = canonical
+
+
+def _registered(name: str) -> RegisteredDataset:
+    _load_builtin_datasets()
+    canonical = _ALIASES.get(str(name).strip().lower())
+    if canonical is None:
+        aliases = [a for entry in _DATASETS.values() for a in entry.aliases]
+        raise UnknownNameError(
+            f"unknown dataset {name!r}: valid names are {', '.join(_DATASETS)} (aliases: {', '.join(aliases)})"
+        )
+    return _DATASETS[canonical]
+
+
+def _load_builtin_datasets() -> None:
+    if not _DATASETS:
+        register_dataset(CIFAR10, lambda d, s: _read_cifar(CIFAR10, _folder(d), s), aliases=("cifar-10", "cifar_10"))
+        register_dataset(CIFAR100, lambda d, s: _read_cifar(CIFAR100, _folder(d), s), aliases=("cifar-100", "cifar_100"))
+        register_dataset(
+            IMAGENET16_120, lambda d, s: _read_imagenet16(_folder(d), s),
+            aliases=("imagenet16_120", "imagenet16"),
+        )
+        from ntknas.data.digits import DIGITS_NAME, digits_info, read_digits_split
+
+        register_dataset(digits_info, read_digits_split, needs_files=False, name=DIGITS_NAME)
+
+
+def _folder(data_dir: Path | None) -> Path:
+    assert data_dir is not None, "a dataset with files is read from a folder"
+    return data_dir
 
 
 def dataset_names() -> list[str]:
-    """The canonical names of the datasets :func:`load_dataset` reads."""
-    return list(_INFOS)
+    """The canonical names of the registered datasets."""
+    _load_builtin_datasets()
+    return list(_DATASETS)
 
 
 def dataset_info(name: str) -> DatasetInfo:
@@ -109,13 +169,12 @@ def dataset_info(name: str) -> DatasetInfo:
     Raises:
         UnknownNameError: the name is not a known dataset.
     """
-    canonical = _ALIASES.get(str(name).strip().lower())
-    if canonical is None:
-        raise UnknownNameError(
-            f"unknown dataset {name!r}: valid names are {', '.join(dataset_names())} "
-            "(aliases: cifar-10, cifar-100, imagenet16)"
-        )
-    return _INFOS[canonical]
+    return _registered(name).describe()
+
+
+def needs_files(name: str) -> bool:
+    """Whether the dataset is read from files the user downloads (so ``--data-dir`` is needed)."""
+    return _registered(name).needs_files
 
 
 @dataclass
@@ -168,9 +227,10 @@ class ImageDataset:
 
 
 def load_dataset(
-    name: str, data_dir: str | Path, split: str = "train", device: str | torch.device = "cpu"
+    name: str, data_dir: str | Path | None, split: str = "train", device: str | torch.device = "cpu"
 ) -> ImageDataset:
-    """Read one split of CIFAR-10, CIFAR-100 or ImageNet16-120 from its official files.
+    """Read one split of a registered dataset: CIFAR-10, CIFAR-100 or ImageNet16-120 from their
+    official files, or the built-in ``digits`` (``data_dir`` None).
 
     ``data_dir`` may be the dataset folder itself (``cifar-10-batches-py``, ``cifar-100-python``,
     ``ImageNet16``) or the folder that contains it. For ImageNet16-120 ``split="test"`` reads
@@ -180,19 +240,27 @@ def load_dataset(
         UnknownNameError: unknown dataset name or split.
         DataError: folder or files missing, unreadable, unsafe or not in the official format.
     """
-    info = dataset_info(name)
+    entry = _registered(name)
+    info = entry.describe()
     if split not in SPLITS:
         raise UnknownNameError(f"unknown split {split!r} for {info.name}: valid splits are {', '.join(SPLITS)}")
-    if info is IMAGENET16_120:
-        images, labels = _read_imagenet16(Path(data_dir), split)
-    else:
-        images, labels = _read_cifar(info, Path(data_dir), split)
+    images, labels = entry.read(None if data_dir is None else Path(data_dir), split)
     return ImageDataset(
         torch.from_numpy(images).to(device).contiguous(),
         torch.from_numpy(labels).to(device),
         info,
         split,
     )
+
+
+def load_for_run(
+    name: str, data_dir: str | Path | None, split: str = "train", device: str | torch.device = "cpu"
+) -> ImageDataset:
+    """:func:`load_dataset` for a command: a dataset read from files needs ``--data-dir``."""
+    if not data_dir and needs_files(name):
+        info = dataset_info(name)
+        raise DataError(f"--data-dir is needed for {info.name}: download it from {info.source}")
+    return load_dataset(name, data_dir or None, split=split, device=device)
 
 
 # --------------------------------------------------------------------------- file layout
@@ -331,4 +399,7 @@ __all__ = [
     "dataset_info",
     "dataset_names",
     "load_dataset",
+    "load_for_run",
+    "needs_files",
+    "register_dataset",
 ]

@@ -15,7 +15,8 @@ import collections
 import io
 import os
 import pickle
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 

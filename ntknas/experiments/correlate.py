@@ -10,28 +10,35 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
+import logging
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_dataset
+from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_for_run
 from ntknas.errors import DataError, NtknasError, UnknownNameError
-from ntknas.experiments.progress import Progress
+from ntknas.experiments.executors import Executor, Task, make_executor
+from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.runtime import device_name, environment, resolve_device
 from ntknas.experiments.score import MetricValue, evaluate_metrics
 from ntknas.kernel import BN_MODES
-from ntknas.metrics import parse_metric_list
-from ntknas.spaces import build_network, check_space
+from ntknas.metrics import DEFAULT_METRICS, get_metric, parse_metric_list
+from ntknas.report.correlation import SummarySpec
+from ntknas.spaces import get_space
 from ntknas.store import ItemRecord, Measurement, ResultStore, TrainingRecord
 from ntknas.train import TrainConfig, Trainer, TrainingDivergedError
 
+log = logging.getLogger(__name__)
+
 PROTOCOLS = ("study", "zc")
-DEFAULT_NTK_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
+DEFAULT_NTK_METRICS = DEFAULT_METRICS  # the name an earlier release exported
+
+_IDENTITY = {"identity": True}
+"""Field metadata: the setting is part of the run's identity (which stored items a rerun reuses)."""
 
 
 @dataclass(frozen=True)
@@ -46,31 +53,37 @@ class ArchEntry:
 
 @dataclass(frozen=True)
 class CorrelateConfig:
-    """Settings of a correlate run. ``None`` means "the protocol's default"."""
+    """Settings of a correlate run. ``None`` means "the protocol's default" until :meth:`resolved`
+    fills it in. Fields marked identity make up :meth:`store_settings`: what two commands must
+    agree on to share a run folder (the architecture selection is not among them).
 
-    space: str = "nb201"
-    dataset: str = "cifar10"
+    Seeds: ``sample_seed`` draws ``--sample`` (CLI ``--seed``); ``seed`` is the model and data
+    seed (CLI ``--model-seed``).
+    """
+
+    space: str = field(default="nb201", metadata=_IDENTITY)
+    dataset: str = field(default="cifar10", metadata=_IDENTITY)
     data_dir: str | None = None
     benchmark: str | None = None
     target: str | None = None
     archs: str | None = "0:1000"
     sample: int | None = None
     sample_seed: int = 0
-    batch_size: int | None = None
-    bn_modes: tuple[str, ...] = ("train", "eval")
-    metrics: tuple[str, ...] = DEFAULT_NTK_METRICS
-    train_epochs: tuple[int, ...] = (0,)
+    batch_size: int | None = field(default=None, metadata=_IDENTITY)
+    bn_modes: tuple[str, ...] = field(default=("train", "eval"), metadata=_IDENTITY)
+    metrics: tuple[str, ...] = field(default=DEFAULT_METRICS, metadata=_IDENTITY)
+    train_epochs: tuple[int, ...] = field(default=(0,), metadata=_IDENTITY)
     out: str = "runs/correlate"
     device: str = "cpu"
-    protocol: str = "study"
-    seed: int | None = None
-    variant: str = "study"
-    params: str = "weights"
+    protocol: str = field(default="study", metadata=_IDENTITY)
+    seed: int | None = field(default=None, metadata=_IDENTITY)
+    variant: str = field(default="study", metadata=_IDENTITY)
+    params: str = field(default="weights", metadata=_IDENTITY)
     strategy: str = "auto"
     chunk_size: int | None = None
-    nb101_stem_channels: int = 128
-    network_options: dict[str, Any] = field(default_factory=dict)
-    train_batch_size: int = 1024
+    nb101_stem_channels: int = field(default=128, metadata=_IDENTITY)
+    network_options: dict[str, Any] = field(default_factory=dict, metadata=_IDENTITY)
+    train_batch_size: int = field(default=1024, metadata=_IDENTITY)
     force: bool = False
     summary_only: bool = False
     workers: int = 1
@@ -78,7 +91,7 @@ class CorrelateConfig:
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
-        check_space(self.space)
+        space = get_space(self.space)
         if self.protocol not in PROTOCOLS:
             raise UnknownNameError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
         for mode in self.bn_modes:
@@ -93,10 +106,11 @@ class CorrelateConfig:
             raise NtknasError(f"--workers must be at least 1, got {self.workers}")
         if self.time_budget is not None and self.time_budget < 0:
             raise NtknasError(f"--time-budget must be a number of seconds >= 0, got {self.time_budget:g}")
-        batch_size, seed = protocol_defaults(self.protocol, self.space, info)
+        batch_size, seed = protocol_defaults(self.protocol, space.name, info)
         return CorrelateConfig(
             **{
                 **asdict(self),
+                "space": space.name,
                 "metrics": tuple(parse_metric_list(self.metrics)),
                 "train_epochs": epochs,
                 "batch_size": self.batch_size or batch_size,
@@ -123,24 +137,32 @@ class CorrelateConfig:
         return f"{self.protocol}/{self.measured_on}/{digest}"
 
     def store_settings(self) -> dict[str, Any]:
-        """What must match for two commands to share a run folder (not the arch selection)."""
-        return {
-            "space": self.space, "dataset": self.dataset, "protocol": self.protocol,
-            "batch_size": self.batch_size, "seed": self.seed, "bn_modes": list(self.bn_modes),
-            "metrics": list(self.metrics), "train_epochs": list(self.train_epochs),
-            "variant": self.variant, "params": self.params,
-            "nb101_stem_channels": self.nb101_stem_channels,
-            "network_options": self.network_options, "train_batch_size": self.train_batch_size,
-        }
+        """What must match for two commands to share a run folder: the identity fields."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata.get("identity")}
+
+    def summary_spec(self) -> SummarySpec:
+        """The settings as the report needs them (the report imports no experiment code)."""
+        assert self.batch_size is not None and self.seed is not None, "summarize a resolved config"
+        return SummarySpec(
+            space=self.space, dataset=self.dataset, protocol=self.protocol, protocol_tag=self.protocol_tag,
+            measured_on=self.measured_on, batch_size=self.batch_size, seed=self.seed, variant=self.variant,
+            params=self.params, benchmark=self.benchmark, target=self.target, metrics=tuple(self.metrics),
+            bn_modes=tuple(self.bn_modes), train_epochs=tuple(self.train_epochs),
+            directions={m: get_metric(m).higher_is_better for m in self.metrics},
+        )
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def protocol_defaults(protocol: str, space: str, info: DatasetInfo) -> tuple[int, int]:
-    """(batch size, seed) of a protocol: the study's (SPEC §3.1) or the zero-cost papers'."""
+    """(batch size, seed) of a protocol: the zero-cost papers' (batch 64, seed 42), or the
+    study's, which is the space's (SPEC §3.1: NB101 batch 64 seed 1; else the dataset's batch)."""
     if protocol == "zc":
         return 64, 42
-    if space == "nb101":
-        return 64, 1
-    return info.default_batch_size, 42
+    defaults = get_space(space).protocol
+    return defaults.batch_size or info.default_batch_size, defaults.seed
 
 
 @dataclass
@@ -152,6 +174,7 @@ class CorrelateOutcome:
     seconds: float
     run_dir: Path
     files: list[Path] = field(default_factory=list)
+    stopped_by_budget: bool = False
 
 
 @dataclass
@@ -171,32 +194,82 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
             "(see the README's 'Data' section for where to get them)"
         )
     benchmark = load_benchmark(config.benchmark, config.space, config.target)
+    space = get_space(config.space)
     keys = benchmark.keys()
     positions = select_positions(len(keys), config.archs, config.sample, config.sample_seed)
     entries = []
     for position, key in zip(positions, take(keys, positions)):
         accuracy = benchmark.accuracy(key) if key in benchmark else None
-        if config.space == "nb201":
-            arch = benchmark.arch_string(key)
-            entries.append(ArchEntry(arch, int(key), arch, accuracy))
-        else:
-            spec = benchmark.nb101_spec(key)
-            entries.append(ArchEntry(str(key), position, spec, accuracy))
+        arch = benchmark.arch(key)
+        index = space.index(arch)
+        entries.append(ArchEntry(space.key(arch), position if index is None else index, arch, accuracy))
     return entries
 
 
+def build_options(config: CorrelateConfig) -> dict[str, Any]:
+    """The options the run's space builds its networks with: the space's defaults, the CLI's
+    ``--variant`` / ``--nb101-stem-channels`` where the space takes them, ``network_options``."""
+    space = get_space(config.space)
+    return space.options_with(variant=config.variant, stem_channels=config.nb101_stem_channels) | dict(
+        config.network_options
+    )
+
+
 def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[ArchEntry], torch.nn.Module]:
+    space = get_space(config.space)
+    options = build_options(config)
+
     def build(entry: ArchEntry) -> torch.nn.Module:
-        if config.space == "nb201":
-            return build_network("nb201", entry.build, num_classes, variant=config.variant, **config.network_options)
-        if config.space == "nb101":
-            return build_network(
-                "nb101", entry.build, num_classes,
-                stem_channels=config.nb101_stem_channels, **config.network_options,
-            )
-        return build_network("custom", entry.build, num_classes, **config.network_options)
+        return space.build(entry.build, num_classes, **options)
 
     return build
+
+
+@dataclass(frozen=True)
+class CorrelateContext:
+    """What every work item of a correlate run shares (see :mod:`ntknas.experiments.executors`)."""
+
+    config: CorrelateConfig
+    num_classes: int
+    batch: MeasurementBatch
+    train_set: ImageDataset | None
+    device: str
+
+    def portable(self) -> CorrelateContext:
+        """A copy with every tensor on the CPU, to send to other processes."""
+        return replace(
+            self,
+            batch=MeasurementBatch(self.batch.inputs.cpu(), self.batch.targets.cpu()),
+            train_set=None if self.train_set is None else self.train_set.to("cpu"),
+        )
+
+    def local(self) -> LocalCorrelateContext:
+        device = torch.device(self.device)
+        return LocalCorrelateContext(
+            self.config,
+            network_factory(self.config, self.num_classes),
+            MeasurementBatch(self.batch.inputs.to(device), self.batch.targets.to(device)),
+            None if self.train_set is None else self.train_set.to(device),
+            device,
+        )
+
+
+@dataclass(frozen=True)
+class LocalCorrelateContext:
+    """A :class:`CorrelateContext` readied in the process that measures."""
+
+    config: CorrelateConfig
+    build: Callable[[ArchEntry], torch.nn.Module]
+    batch: MeasurementBatch
+    train_set: ImageDataset | None
+    device: torch.device
+
+
+def measure_item(context: LocalCorrelateContext, entry: ArchEntry, done: frozenset[str]) -> Iterator[ItemResult]:
+    """The correlate work function: one architecture, every training stage not yet stored."""
+    return measure_architecture(
+        context.config, entry, context.build, context.batch, context.train_set, set(done), context.device
+    )
 
 
 def run_correlate(
@@ -205,13 +278,16 @@ def run_correlate(
     entries: Sequence[ArchEntry] | None = None,
     train_set: ImageDataset | None = None,
     test_set: ImageDataset | None = None,
-    show_progress: bool | None = None,
+    executor: Executor | None = None,
+    on_progress: ProgressHook | None = None,
     command_line: str | None = None,
 ) -> CorrelateOutcome:
     """Run (or resume) a correlate experiment and write its outputs into ``config.out``.
 
     ``entries`` and the datasets can be given directly (the built-in demo does); otherwise they
-    come from ``config.benchmark`` and ``config.data_dir``.
+    come from ``config.benchmark`` and ``config.data_dir``. ``executor`` runs the work items
+    (default: this process, or ``config.workers`` processes); ``on_progress(done, total, key)``
+    is called as items finish; ``command_line`` is recorded for the summary.
     """
     started = time.perf_counter()
     device = resolve_device(config.device)
@@ -227,7 +303,7 @@ def run_correlate(
     with ResultStore(run_dir) as store:
         store.claim_settings("correlate", config.store_settings(), force=config.force)
         if not config.summary_only:  # the command that measured stays the one the summary names
-            store.set_meta("last_command", command_line or " ".join(sys.argv))
+            store.set_meta("last_command", command_line or "")
             store.set_meta("environment", environment(device))
         done = store.done_items()
         measured = 0
@@ -237,34 +313,42 @@ def run_correlate(
             entries = _stored_entries(config, entries, done)
             pending = []
         skipped = len(entries) - len(pending)
+        stopped_by_budget = False
         if pending:
             if train_set is None:
-                train_set = _require_data(config, "train", device)
+                train_set = load_for_run(config.dataset, config.data_dir, "train", device)
             else:
                 train_set = train_set.to(device)
             if config.measured_on == "test_first" and test_set is None:
-                test_set = _require_data(config, "test", device)
+                test_set = load_for_run(config.dataset, config.data_dir, "test", device)
             elif test_set is not None:
                 test_set = test_set.to(device)
-            batch = _measurement_batch(config, train_set, test_set)
-            progress = Progress(len(pending), "archs", enabled=show_progress)
+            trains = any(e > 0 for e in config.train_epochs)
+            context = CorrelateContext(
+                config, info.num_classes, _measurement_batch(config, train_set, test_set),
+                train_set if trains else None, str(device),
+            )
+            runner = executor or make_executor(config.workers, device)
+            tasks = [Task(e, frozenset(k for k in _item_keys(config, e) if k in done)) for e in pending]
             deadline = None if config.time_budget is None else time.monotonic() + config.time_budget
-            for entry, results in _measured_items(config, info.num_classes, pending, batch, train_set, done, device, deadline):
+            if on_progress is not None:
+                on_progress(0, len(pending), "")
+            for entry, results in runner.map(measure_item, context, tasks, deadline):
                 for result in results:
                     store.commit_item(result.record, result.measurements, result.training)
                 measured += 1
-                progress.advance(entry.key)
-            progress.close()
+                if on_progress is not None:
+                    on_progress(measured, len(pending), entry.key)
             if measured < len(pending):
-                print(
-                    f"time budget of {config.time_budget:g} s reached: {measured} of {len(pending)} "
-                    "architectures measured; rerun the same command to continue",
-                    file=sys.stderr,
+                stopped_by_budget = True
+                log.warning(
+                    "time budget of %g s reached: %d of %d architectures measured; rerun the same "
+                    "command to continue", config.time_budget, measured, len(pending),
                 )
                 entries = _stored_entries(config, entries, store.done_items())
         from ntknas.report.correlation import write_correlation_outputs
 
-        files = write_correlation_outputs(store, config, entries)
+        files = write_correlation_outputs(store, config.summary_spec(), entries)
     return CorrelateOutcome(
         config=config,
         entries=entries,
@@ -273,72 +357,8 @@ def run_correlate(
         seconds=time.perf_counter() - started,
         run_dir=run_dir,
         files=files,
+        stopped_by_budget=stopped_by_budget,
     )
-
-
-def _measured_items(
-    config: CorrelateConfig,
-    num_classes: int,
-    pending: Sequence[ArchEntry],
-    batch: MeasurementBatch,
-    train_set: ImageDataset,
-    done: set[str],
-    device: torch.device,
-    deadline: float | None,
-) -> Iterator[tuple[ArchEntry, Iterable[ItemResult]]]:
-    """Each pending architecture with its results: in this process, or in ``config.workers``
-    worker processes. No architecture starts after ``deadline`` (a ``time.monotonic()`` value)."""
-    if config.workers > 1:
-        from concurrent.futures.process import BrokenProcessPool
-
-        from ntknas.experiments.parallel import WorkerSetup, run_parallel, threads_per_worker
-
-        trains = any(e > 0 for e in config.train_epochs)
-        setup = WorkerSetup(
-            config=config, num_classes=num_classes,
-            batch=MeasurementBatch(batch.inputs.cpu(), batch.targets.cpu()),
-            train_set=train_set.to("cpu") if trains else None,
-            device=str(device), threads=threads_per_worker(config.workers, device),
-        )
-        done_by_entry = {e.key: frozenset(k for k in _item_keys(config, e) if k in done) for e in pending}
-        _check_picklable(config, pending)
-        try:
-            yield from run_parallel(setup, pending, done_by_entry, config.workers, deadline)
-        except BrokenProcessPool:
-            raise NtknasError(
-                "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
-            ) from None
-        return
-    build = network_factory(config, num_classes)
-    for entry in pending:
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        # Streamed, so each training stage is committed before the next one trains.
-        yield entry, measure_architecture(config, entry, build, batch, train_set, done, device)
-
-
-def _check_picklable(config: CorrelateConfig, entries: Sequence[ArchEntry]) -> None:
-    """Worker processes receive the settings and each architecture pickled: refuse early, in one
-    line, what cannot travel (e.g. a custom space's factory defined as a lambda). The tensors sent
-    beside them always pickle, so they are not serialized twice here."""
-    import pickle
-
-    try:
-        pickle.dumps(config)
-        for entry in entries:
-            pickle.dumps(entry)
-    except (pickle.PicklingError, AttributeError, TypeError) as error:
-        raise NtknasError(
-            f"--workers needs architectures that can be sent to another process ({error}): define "
-            "custom factories at module level, or use --workers 1"
-        ) from None
-
-
-def _require_data(config: CorrelateConfig, split: str, device: torch.device) -> ImageDataset:
-    if not config.data_dir:
-        info = dataset_info(config.dataset)
-        raise DataError(f"--data-dir is needed for {info.name}: download it from {info.source}")
-    return load_dataset(config.dataset, config.data_dir, split=split, device=device)
 
 
 def _measurement_batch(
@@ -384,7 +404,7 @@ def measure_architecture(
     entry: ArchEntry,
     build: Callable[[ArchEntry], torch.nn.Module],
     batch: MeasurementBatch,
-    train_set: ImageDataset,
+    train_set: ImageDataset | None,
     done: set[str],
     device: torch.device,
 ) -> Iterator[ItemResult]:
@@ -406,6 +426,7 @@ def measure_architecture(
     for epochs in config.train_epochs:
         if epochs > trained and diverged is None:
             if trainer is None:
+                assert train_set is not None, "a run that trains carries its training split"
                 trainer = _make_trainer(net, train_set, config, device)
             diverged, records = _train_until(trainer, epochs - trained, config, entry)
             training_rows.extend(records)
@@ -415,11 +436,14 @@ def measure_architecture(
             stage_started = time.perf_counter()
             continue
         measurements = []
+        once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
         for bn_mode in config.bn_modes:
             if diverged is not None:
                 values = {m: MetricValue(None, diverged) for m in config.metrics}
             else:
-                values = _evaluate(net, batch, config, bn_mode)
+                fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metrics if m not in once])
+                once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
+                values = {m: fresh[m] if m in fresh else once[m] for m in config.metrics}
             for metric, result in values.items():
                 measurements.append(
                     Measurement(
@@ -439,16 +463,20 @@ def measure_architecture(
         stage_started = time.perf_counter()
 
 
-def _evaluate(net: torch.nn.Module, batch: MeasurementBatch, config: CorrelateConfig, bn_mode: str) -> dict[str, MetricValue]:
+def _evaluate(
+    net: torch.nn.Module, batch: MeasurementBatch, config: CorrelateConfig, bn_mode: str, metrics: Sequence[str]
+) -> dict[str, MetricValue]:
+    if not metrics:
+        return {}
     try:
         return evaluate_metrics(
-            net, batch.inputs, batch.targets, config.metrics, bn_mode,
+            net, batch.inputs, batch.targets, metrics, bn_mode,
             params=config.params, strategy=config.strategy, chunk_size=config.chunk_size,
         )
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         reason = "out of GPU memory: rerun with a smaller --chunk-size"
-        return {m: MetricValue(None, reason) for m in config.metrics}
+        return {m: MetricValue(None, reason) for m in metrics}
 
 
 def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: CorrelateConfig, device: torch.device) -> Trainer:

@@ -10,6 +10,7 @@ those accuracies through the same pipeline as ``ntknas correlate``.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,12 +19,14 @@ import torch
 
 from ntknas.data import ImageDataset, normalize
 from ntknas.experiments.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
-from ntknas.experiments.progress import Progress
+from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.selection import select_positions
 from ntknas.spaces.nb201 import NB201_NUM_ARCHS, arch_from_index, build_nb201
 from ntknas.train import TrainConfig, Trainer
 
 GROUND_TRUTH_FILE = "demo_groundtruth.json"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,8 @@ def evaluate_accuracy(net: torch.nn.Module, dataset: ImageDataset, batch_size: i
 
 
 def demo_ground_truth(
-    config: DemoConfig, indices: list[int], train_set: ImageDataset, test_set: ImageDataset, out: Path
+    config: DemoConfig, indices: list[int], train_set: ImageDataset, test_set: ImageDataset, out: Path,
+    on_progress: ProgressHook | None = None,
 ) -> dict[int, float]:
     """Each cell's digits test accuracy after brief training; cached in the run folder."""
     cache = out / GROUND_TRUTH_FILE
@@ -68,21 +72,21 @@ def demo_ground_truth(
             known = {int(k): v for k, v in stored["accuracy"].items()}
     todo = [i for i in indices if i not in known]
     if todo:
-        print(
-            f"training {len(todo)} cells for {config.train_epochs} epochs each to get their own "
-            "accuracy on the digits (the demo's ground truth)…",
-            flush=True,
+        log.info(
+            "training %d cells for %d epochs each to get their own accuracy on the digits (the "
+            "demo's ground truth)…", len(todo), config.train_epochs,
         )
-        progress = Progress(len(todo), "archs")
-        for index in todo:
+        if on_progress is not None:
+            on_progress(0, len(todo), "")
+        for number, index in enumerate(todo, start=1):
             torch.manual_seed(config.model_seed)
             net = build_nb201(arch_from_index(index), 10, channels=config.channels, cells_per_stage=config.cells_per_stage)
             trainer = Trainer(net, train_set, TrainConfig(batch_size=config.train_batch_size, seed=config.model_seed), "cpu")
             trainer.train_epochs(config.train_epochs)
             known[index] = evaluate_accuracy(net, test_set)
             cache.write_text(json.dumps({"config": _config_key(config), "accuracy": known}, indent=1))
-            progress.advance(str(index))
-        progress.close()
+            if on_progress is not None:
+                on_progress(number, len(todo), str(index))
     return {i: known[i] for i in indices}
 
 
@@ -94,7 +98,9 @@ def _config_key(config: DemoConfig) -> dict[str, object]:
     }
 
 
-def run_demo(out: str | Path = "runs/demo", config: DemoConfig = DemoConfig()) -> CorrelateOutcome:
+def run_demo(
+    out: str | Path = "runs/demo", config: DemoConfig = DemoConfig(), on_progress: ProgressHook | None = None
+) -> CorrelateOutcome:
     from ntknas.data.digits import load_digits_dataset
 
     out = Path(out)
@@ -102,7 +108,7 @@ def run_demo(out: str | Path = "runs/demo", config: DemoConfig = DemoConfig()) -
     started = time.perf_counter()
     train_set, test_set = load_digits_dataset(image_size=config.image_size)
     indices = select_positions(NB201_NUM_ARCHS, None, config.archs, config.sample_seed)
-    accuracy = demo_ground_truth(config, indices, train_set, test_set, out)
+    accuracy = demo_ground_truth(config, indices, train_set, test_set, out, on_progress)
     entries = [
         ArchEntry(arch_from_index(i).to_string(), i, arch_from_index(i), accuracy[i]) for i in indices
     ]
@@ -111,10 +117,10 @@ def run_demo(out: str | Path = "runs/demo", config: DemoConfig = DemoConfig()) -
         metrics=config.metrics, out=str(out), seed=config.model_seed,
         network_options={"channels": config.channels, "cells_per_stage": config.cells_per_stage},
     )
-    print(f"measuring the NTK metrics of {len(entries)} cells at initialization…", flush=True)
+    log.info("measuring the NTK metrics of %d cells at initialization…", len(entries))
     outcome = run_correlate(
         correlate_config, entries=entries, train_set=train_set, test_set=test_set,
-        command_line="ntknas demo --out " + str(out),
+        on_progress=on_progress, command_line="ntknas demo --out " + str(out),
     )
     outcome.seconds = time.perf_counter() - started
     return outcome

@@ -14,9 +14,7 @@ from torch import nn
 from ntknas.errors import NtknasError
 from ntknas.kernel import check_bn_mode
 from ntknas.kernel.precision import ieee_float32
-from ntknas.metrics import MetricContext, MetricUnavailable, get_metric, parse_metric_list
-
-DEFAULT_METRICS = ("knas", "tenas", "fnorm", "trace", "lga")
+from ntknas.metrics import DEFAULT_METRICS, MetricContext, MetricUnavailable, get_metric, parse_metric_list
 
 
 @dataclass(frozen=True)
@@ -72,7 +70,7 @@ def run_metrics(
     missing with its reason; it is never replaced by a number. The time of a shared kernel is
     counted in the first metric that needs it.
     """
-    names = parse_metric_list(metrics)
+    names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
     if inputs.shape[0] != targets.shape[0]:
         raise NtknasError(
@@ -127,3 +125,24 @@ def score(
         if result.missing:
             warnings.warn(f"{name} is missing: {result.reason}", stacklevel=2)
     return {name: (math.nan if r.value is None else r.value) for name, r in values.items()}
+
+
+evaluate = run_metrics
+"""``evaluate(net, inputs, targets, metrics, bn_mode, ...)``: the metrics of one batch with the
+kernel strategy that ran (:class:`MetricRun`); an alias of :func:`run_metrics`."""
+
+
+def study_batch(
+    dataset: str,
+    data_dir: str | None = None,
+    *,
+    batch_size: int | None = None,
+    seed: int = 42,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The study's measurement batch (SPEC §3.1): ``batch_size`` (default the dataset's: 256, 512
+    for ImageNet16-120) augmented training images drawn with ``seed``, normalized, on ``device``."""
+    from ntknas.data import draw_batch, load_for_run
+
+    train = load_for_run(dataset, data_dir, "train", device=device)
+    return draw_batch(train, batch_size or train.info.default_batch_size, seed=seed, augment=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,12 +10,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_dataset, normalize
+from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, normalize
 from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
 from ntknas.metrics import get_metric
-from ntknas.spaces import build_network, check_space
+from ntknas.spaces import build_network, get_space
 
 BUILTIN_BATCH_SIZE = 64
 
@@ -60,44 +59,26 @@ class ScoreOutcome:
 def resolve_architecture(
     space: str, arch: str | None, index: int | None, benchmark: str | None
 ) -> tuple[Any, str, int | None]:
-    """(what build_network takes, a printable key, the index) from the CLI's arch options."""
-    check_space(space)
-    if space == "nb201":
-        from ntknas.spaces.nb201 import arch_from_index, index_of, parse_arch
+    """(the architecture, its key, its index) from the CLI's arch options: ``--index`` in the
+    space's official order, ``--arch`` in the space's spelling (or a key of ``--benchmark``, such
+    as an NB101 hash), or the space's default architecture."""
+    search_space = get_space(space)
+    if index is not None:
+        chosen = search_space.arch_at(index)
+    elif arch is None and search_space.default_arch is not None:
+        chosen = search_space.parse(search_space.default_arch)
+    elif arch is None:
+        raise InvalidArchError(f"--space {search_space.name} needs --arch: {search_space.arch_help}")
+    else:
+        try:
+            chosen = search_space.parse(arch)
+        except InvalidArchError:
+            if not benchmark:
+                raise
+            from ntknas.groundtruth import load_benchmark
 
-        if index is not None:
-            parsed = arch_from_index(index)
-        else:
-            parsed = parse_arch(arch or DEFAULT_NB201_ARCH)
-        return parsed, parsed.to_string(), index_of(parsed)
-    if space == "nb101":
-        from ntknas.spaces.nb101 import NB101Spec
-
-        if arch is None:
-            raise InvalidArchError(
-                "--space nb101 needs --arch: a module hash (with --benchmark TABLE) or JSON "
-                '{"adjacency": [[...]], "ops": ["input", ..., "output"]}'
-            )
-        if arch.lstrip().startswith("{"):
-            try:
-                data = json.loads(arch)
-                spec = NB101Spec.from_arrays(data["adjacency"], data["ops"])
-            except (json.JSONDecodeError, KeyError, TypeError) as error:
-                raise InvalidArchError(
-                    f"cannot read the NB101 spec {arch[:80]!r} ({error}): give JSON with keys adjacency and ops"
-                ) from None
-            return spec, spec.hash, None
-        if not benchmark:
-            raise InvalidArchError(f"NB101 hash {arch!r} needs --benchmark with the NB101 table to look it up in")
-        from ntknas.groundtruth import load_benchmark
-
-        table = load_benchmark(benchmark, "nb101")
-        return table.nb101_spec(arch), arch, None
-    raise InvalidArchError("ntknas score supports --space nb201 and nb101; use the Python API for custom spaces")
-
-
-# The largest NB201 cell: every edge a 3×3 convolution.
-DEFAULT_NB201_ARCH = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+            chosen = load_benchmark(benchmark, search_space.name).arch(arch)
+    return chosen, search_space.key(chosen), search_space.index(chosen)
 
 
 def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -153,9 +134,7 @@ def score_architecture(
         inputs, targets, num_classes = load_batch_file(batch_file, info, batch_size)
         description = f"{len(targets)} images from {batch_file}"
     elif dataset:
-        if not data_dir:
-            raise DataError(f"--dataset {dataset} needs --data-dir (download: {dataset_info(dataset).source})")
-        train = load_dataset(dataset, data_dir, "train", device=target_device)
+        train = load_for_run(dataset, data_dir, "train", device=target_device)
         size = batch_size or train.info.default_batch_size
         inputs, targets = draw_batch(train, size, seed=seed, augment=True)
         num_classes = train.info.num_classes
@@ -171,7 +150,7 @@ def score_architecture(
     if inputs.shape[0] < 2:
         raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
     torch.manual_seed(seed)
-    options: dict[str, Any] = {"variant": variant} if space == "nb201" else {}
+    options = get_space(space).options_with(variant=variant)
     net = build_network(space, build_arg, num_classes, **options).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     started = time.perf_counter()

@@ -15,104 +15,33 @@ bit for bit. The last checkpoint of a finished architecture is kept, so a rerun 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_dataset
+from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_for_run
 from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
+from ntknas.experiments.executors import Executor, Task, make_executor
+from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.runtime import environment, resolve_device
 from ntknas.experiments.selection import parse_positions
-from ntknas.spaces import build_network
-from ntknas.spaces import nb201
+from ntknas.kernel.distances import kernel_distances
+from ntknas.report.tracking import ARCHS_META
+from ntknas.spaces import SearchSpace, build_network, get_space
 from ntknas.store import ResultStore
 
-KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos")
-TRAINING_QUANTITIES = ("train_loss", "train_acc", "param_norm")
-QUANTITIES = KERNEL_QUANTITIES + TRAINING_QUANTITIES
-"""What every measured epoch records, in track.csv column order."""
-TIMING_QUANTITIES = ("train_seconds", "kernel_seconds")
-"""Stored beside the quantities: wall time of the training since the last measurement, and of Θ_t."""
+log = logging.getLogger(__name__)
 
-REFERENCE_EPSILON = 1e-4
-"""The reference implementation's guard against division by zero in the element-wise ratio."""
-
-ARCHS_META = "track_archs"
-"""Store meta key: the run's architectures, in the order they were added, with status."""
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
-
-
-# ----------------------------------------------------------------------------------------------
-# Kernel distances (pure functions)
-# ----------------------------------------------------------------------------------------------
-
-
-def _pair(theta_0: Any, theta_t: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    a = torch.as_tensor(theta_0, dtype=torch.float64)
-    b = torch.as_tensor(theta_t, dtype=torch.float64, device=a.device)
-    if a.shape != b.shape:
-        raise NtknasError(
-            f"kernels of different shapes {tuple(a.shape)} and {tuple(b.shape)}: compare kernels of the same images"
-        )
-    return a, b
-
-
-def relative_difference_reference(theta_0: Any, theta_t: Any, epsilon: float = REFERENCE_EPSILON) -> float:
-    """‖ |Θ_0 − Θ_t| ⊘ (|Θ_0| + ε) ‖_F, the element-wise form the reference implementation reported.
-
-    Entries of Θ_0 near zero dominate it (each is divided by about ε), so it measures the change
-    of the small entries far more than that of the kernel as a whole.
-    """
-    a, b = _pair(theta_0, theta_t)
-    return float(torch.linalg.vector_norm((a - b).abs() / (a.abs() + epsilon)))
-
-
-def relative_difference(theta_0: Any, theta_t: Any) -> float:
-    """‖Θ_t − Θ_0‖_F / ‖Θ_0‖_F; NaN when Θ_0 is zero."""
-    a, b = _pair(theta_0, theta_t)
-    scale = float(torch.linalg.vector_norm(a))
-    if scale == 0.0:
-        return math.nan
-    return float(torch.linalg.vector_norm(b - a)) / scale
-
-
-def kernel_correlation(theta_0: Any, theta_t: Any) -> float:
-    """Pearson correlation of the entries of Θ_0 and Θ_t; NaN when either has constant entries."""
-    a, b = _pair(theta_0, theta_t)
-    x = a.reshape(-1) - a.mean()
-    y = b.reshape(-1) - b.mean()
-    denominator = float(torch.linalg.vector_norm(x)) * float(torch.linalg.vector_norm(y))
-    if denominator == 0.0:
-        return math.nan
-    return max(-1.0, min(1.0, float(x @ y) / denominator))  # rounding can step past ±1
-
-
-def kernel_cosine(theta_0: Any, theta_t: Any) -> float:
-    """⟨Θ_0, Θ_t⟩_F / (‖Θ_0‖_F ‖Θ_t‖_F); NaN when either kernel is zero."""
-    a, b = _pair(theta_0, theta_t)
-    denominator = float(torch.linalg.vector_norm(a)) * float(torch.linalg.vector_norm(b))
-    if denominator == 0.0:
-        return math.nan
-    return max(-1.0, min(1.0, float((a * b).sum()) / denominator))  # Cauchy–Schwarz bound
-
-
-def kernel_distances(theta_0: Any, theta_t: Any) -> dict[str, float]:
-    """All four kernel quantities of :data:`KERNEL_QUANTITIES`, by name."""
-    return {
-        "rel_diff_ref": relative_difference_reference(theta_0, theta_t),
-        "rel_diff": relative_difference(theta_0, theta_t),
-        "kernel_corr": kernel_correlation(theta_0, theta_t),
-        "kernel_cos": kernel_cosine(theta_0, theta_t),
-    }
 
 
 # ----------------------------------------------------------------------------------------------
@@ -148,25 +77,31 @@ def parse_band(text: str) -> Band:
     return Band(parts[0].strip(), low, high)
 
 
-def parse_arch_list(text: str) -> list[nb201.NB201Arch]:
-    """NB201 architectures from ``--archs``: indices, ranges START:STOP, 6-digit op codes, arch strings.
+def parse_arch_list(text: str, space: str | SearchSpace = "nb201") -> list[Any]:
+    """Architectures from ``--archs``: positions, ranges START:STOP, or the space's own spelling
+    (NB201: arch strings and 6-digit op codes), comma-separated.
 
-    Parts are separated by commas. A number of 6 digits is op codes (an index has at most 5);
-    any other number is an official index.
+    A part is read in the space's spelling first; a number it does not accept is a position in
+    the official order (for NB201: 6 digits are op codes, an index has at most 5).
     """
-    chosen: dict[str, nb201.NB201Arch] = {}
+    search_space = get_space(space)
+    total = search_space.size()
+    chosen: dict[str, Any] = {}
     for raw in str(text).split(","):
         part = raw.strip()
         if not part:
             continue
-        if ":" in part and "|" not in part:
-            archs = [nb201.arch_from_index(i) for i in parse_positions(part, nb201.NB201_NUM_ARCHS)]
-        elif part.isdigit() and len(part) != 6:
-            archs = [nb201.arch_from_index(int(part))]
+        if ":" in part and "|" not in part and total is not None:
+            archs = [search_space.arch_at(i) for i in parse_positions(part, total)]
+        elif part.isdigit() and total is not None:
+            try:
+                archs = [search_space.parse(part)]
+            except InvalidArchError:
+                archs = [search_space.arch_at(int(part))]
         else:
-            archs = [nb201.parse_arch(part)]
+            archs = [search_space.parse(part)]
         for arch in archs:
-            chosen.setdefault(arch.op_codes, arch)
+            chosen.setdefault(search_space.key(arch), arch)
     if not chosen:
         raise InvalidArchError(f"--archs {text!r} names no architecture: use e.g. 6111,1 or 0:4")
     return list(chosen.values())
@@ -213,13 +148,18 @@ class TrackConfig:
     strategy: str = "batched"
     chunk_size: int | None = None
     force: bool = False
+    workers: int = 1
 
     def check(self) -> None:
         """Refuse settings that cannot describe a tracking run, with one-line errors."""
         from ntknas.kernel.ntk import STRATEGIES
 
-        if self.space != "nb201":
-            raise UnknownNameError(f"track supports --space nb201 only, got {self.space!r}")
+        if get_space(self.space).size() is None:
+            raise UnknownNameError(
+                f"track needs a space whose architectures have an official order (e.g. nb201), got {self.space!r}"
+            )
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            raise NtknasError(f"--workers must be a positive integer, got {self.workers!r}")
         if self.strategy not in STRATEGIES:
             raise UnknownNameError(f"unknown kernel strategy {self.strategy!r}: use batched or loop")
         if self.chunk_size is not None and self.chunk_size < 1:
@@ -253,6 +193,7 @@ class TrackConfig:
 def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     """The architectures of ``--archs`` or ``--band`` (optionally a seeded ``--sample``), with accuracies."""
     config.check()
+    space = get_space(config.space)
     if config.archs is None and config.band is None and config.sample is None:
         raise InvalidArchError("track needs --archs (e.g. 6111,1) or --band COLUMN:LOW:HIGH with --sample K")
     if config.archs is not None and config.band is not None:
@@ -265,7 +206,7 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     if config.benchmark:
         from ntknas.groundtruth import load_benchmark
 
-        benchmark = load_benchmark(config.benchmark, "nb201", config.target)
+        benchmark = load_benchmark(config.benchmark, config.space, config.target)
     if config.band is not None:
         assert benchmark is not None
         band = parse_band(config.band)
@@ -274,7 +215,7 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
             benchmark = column  # the band's column is then also the accuracy shown
         values = column.columns[band.column]
         inside = np.isfinite(values) & (values >= band.low) & (values <= band.high)
-        pool = [int(k) for k in column.row_keys[inside].tolist()]
+        pool = column.row_keys[inside].tolist()
         if not pool:
             finite = values[np.isfinite(values)]
             span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no values"
@@ -282,14 +223,14 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
                 f"no architecture has {band.column} in [{band.low:g}, {band.high:g}] "
                 f"(the column spans {span}): widen --band"
             )
-        archs = [nb201.arch_from_index(i) for i in pool]
+        archs = [column.arch(key) for key in pool]
         where = f"the band {config.band}"
     elif config.archs is not None:
-        archs = parse_arch_list(config.archs)
+        archs = parse_arch_list(config.archs, space)
         where = "--archs"
     else:
-        archs = list(nb201.all_archs())
-        where = "NAS-Bench-201"
+        archs = list(space.archs())
+        where = space.title
     if config.sample is not None:
         if config.sample > len(archs):
             raise InvalidArchError(
@@ -300,12 +241,17 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
         archs = [archs[i] for i in sorted(picked.tolist())]
     entries = []
     for arch in archs:
-        index = nb201.index_of(arch)
-        accuracy = None
-        if benchmark is not None and index in benchmark:
-            accuracy = benchmark.accuracy(index)
-        entries.append(TrackArch(arch.to_string(), index, accuracy, benchmark.target if benchmark else None))
+        index = space.index(arch)
+        assert index is not None  # check() admits only spaces with an official order
+        key = space.key(arch)
+        accuracy = benchmark.accuracy(key) if benchmark is not None and key in benchmark else None
+        entries.append(TrackArch(key, index, accuracy, benchmark.target if benchmark else None))
     return entries
+
+
+def track_build_options(config: TrackConfig) -> dict[str, Any]:
+    """The space's build options with ``--variant`` where the space takes it, and ``network_options``."""
+    return get_space(config.space).options_with(variant=config.variant) | dict(config.network_options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,13 +276,16 @@ def run_track(
     *,
     archs: Sequence[TrackArch] | None = None,
     train_set: ImageDataset | None = None,
-    show_progress: bool | None = None,
+    executor: Executor | None = None,
+    on_progress: ProgressHook | None = None,
     command_line: str | None = None,
 ) -> TrackOutcome:
     """Run (or resume) a kernel-tracking experiment and write its outputs into ``config.out``.
 
     ``archs`` and ``train_set`` can be given directly; otherwise they come from the config's
-    selection and ``config.data_dir``. Progress lines go to stderr unless ``show_progress`` is False.
+    selection and ``config.data_dir``. ``executor`` runs the architectures (default: this
+    process, or ``config.workers`` processes); per-epoch lines go to the ``ntknas`` logger and
+    ``on_progress(done, total, key)`` is called as architectures finish.
     """
     started = time.perf_counter()
     config.check()
@@ -348,7 +297,7 @@ def run_track(
     diverged: list[str] = []
     with ResultStore(run_dir) as store:
         store.claim_settings("track", settings, force=config.force)
-        store.set_meta("last_command", command_line or " ".join(sys.argv))
+        store.set_meta("last_command", command_line or "")
         store.set_meta("environment", environment(device))
         store.set_meta("track_selection", {
             "archs": config.archs, "band": config.band, "sample": config.sample,
@@ -367,9 +316,7 @@ def run_track(
                 _set_status(store, entry.key, "done")
         if pending:
             if train_set is None:
-                if not config.data_dir:
-                    raise DataError(f"--data-dir is needed for {info.name}: download it from {info.source}")
-                train_set = load_dataset(info.name, config.data_dir, split="train", device=device)
+                train_set = load_for_run(info.name, config.data_dir, split="train", device=device)
             else:
                 train_set = train_set.to(device)
             batch = min(info.default_batch_size, len(train_set))
@@ -379,15 +326,31 @@ def run_track(
                     f"use --samples {batch} or fewer"
                 )
             inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
-            for number, entry in enumerate(pending, start=1):
-                label = f"[{number}/{len(pending)} #{entry.index}" + (
+            wanted = _checkpoint_settings(settings)
+            context = TrackContext(config, wanted, inputs, train_set, str(device))
+            tasks = [
+                Task(TrackTask(entry, _load_checkpoint(checkpoint_path(run_dir, entry, config.space), entry, wanted)))
+                for entry in pending
+            ]
+            runner = executor or make_executor(config.workers, device)
+            finished = 0
+            if on_progress is not None:
+                on_progress(0, len(pending), "")
+            for task, steps in runner.map(track_item, context, tasks):
+                entry = task.entry
+                _set_status(store, entry.key, "running")
+                label = f"[{finished + 1}/{len(pending)} #{entry.index}" + (
                     f" acc {entry.accuracy:.2f}]" if entry.accuracy is not None else "]"
                 )
-                outcome = _track_architecture(
-                    config, settings, entry, inputs, train_set, store, device, label, show_progress is not False
-                )
-                if outcome is not None:
+                reason = _commit_steps(store, config, entry, steps, label)
+                if reason is None:
+                    _set_status(store, entry.key, "done")
+                else:
+                    _set_status(store, entry.key, "diverged", reason)
                     diverged.append(entry.key)
+                finished += 1
+                if on_progress is not None:
+                    on_progress(finished, len(pending), entry.key)
         from ntknas.report.tracking import write_tracking_outputs
 
         files = write_tracking_outputs(store)
@@ -395,6 +358,26 @@ def run_track(
         config=config, archs=entries, tracked=len(pending), skipped=len(entries) - len(pending),
         diverged=diverged, seconds=time.perf_counter() - started, run_dir=run_dir, files=files,
     )
+
+
+def _commit_steps(
+    store: ResultStore, config: TrackConfig, entry: TrackArch, steps: Iterable[TrackStep], label: str
+) -> str | None:
+    """Commit each measured epoch, then its checkpoint; the divergence reason, or None."""
+    path = checkpoint_path(store.run_dir, entry, config.space)
+    for step in steps:
+        if step.diverged is not None:
+            log.info("%s %s; going on with the next architecture", label, step.diverged)
+            return step.diverged
+        rows = {
+            name: (None if value is None or not math.isfinite(value) else float(value))
+            for name, value in step.values.items()
+        }
+        store.commit_tracking(entry.key, step.epoch, rows)
+        # Rows first, then the checkpoint: a checkpoint at epoch e implies the rows up to e exist.
+        _save_checkpoint(path, step.checkpoint)
+        _log(label, step.epoch, config.epochs, step.values)
+    return None
 
 
 def _register(store: ResultStore, entries: Sequence[TrackArch]) -> None:
@@ -422,8 +405,8 @@ def _set_status(store: ResultStore, arch: str, status: str, reason: str | None =
     store.set_meta(ARCHS_META, records)
 
 
-def checkpoint_path(run_dir: Path, entry: TrackArch) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"nb201_{entry.index:05d}.pt"
+def checkpoint_path(run_dir: Path, entry: TrackArch, space: str = "nb201") -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"{space}_{entry.index:05d}.pt"
 
 
 def _save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
@@ -465,56 +448,74 @@ def _load_checkpoint(path: Path, entry: TrackArch, wanted: Any) -> dict[str, Any
     return state
 
 
-def _track_architecture(
-    config: TrackConfig,
-    settings: Mapping[str, Any],
-    entry: TrackArch,
-    inputs: torch.Tensor,
-    train_set: ImageDataset,
-    store: ResultStore,
-    device: torch.device,
-    label: str,
-    verbose: bool,
-) -> str | None:
-    """Track one architecture to ``config.epochs``; returns the divergence reason, or None."""
+@dataclass(frozen=True)
+class TrackTask:
+    """One architecture to track, with the checkpoint to resume from (None: start at epoch 0)."""
+
+    entry: TrackArch
+    resume: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class TrackStep:
+    """One measured epoch: its values and the checkpoint after it; or the divergence reason."""
+
+    epoch: int
+    values: dict[str, float | None] = field(default_factory=dict)
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    diverged: str | None = None
+
+
+@dataclass(frozen=True)
+class TrackContext:
+    """What every tracked architecture shares (see :mod:`ntknas.experiments.executors`)."""
+
+    config: TrackConfig
+    settings: Any
+    inputs: torch.Tensor
+    train_set: ImageDataset
+    device: str
+
+    def portable(self) -> TrackContext:
+        return replace(self, inputs=self.inputs.cpu(), train_set=self.train_set.to("cpu"))
+
+    def local(self) -> TrackContext:
+        return replace(self, inputs=self.inputs.to(self.device), train_set=self.train_set.to(self.device))
+
+
+def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> Iterator[TrackStep]:
+    """The track work function: train one architecture to ``config.epochs``, yielding each
+    measured epoch (from the task's checkpoint on) and stopping at a divergence."""
     from ntknas.kernel import full_ntk
     from ntknas.train import TrainConfig, Trainer, TrainingDivergedError, parameter_norm
 
-    _set_status(store, entry.key, "running")
+    config, entry, device = context.config, task.entry, torch.device(context.device)
     torch.manual_seed(config.model_seed)
     net = build_network(
-        "nb201", entry.key, train_set.info.num_classes, variant=config.variant, **config.network_options
+        config.space, entry.key, context.train_set.info.num_classes, **track_build_options(config)
     ).to(device)
-    trainer = Trainer(net, train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
-    path = checkpoint_path(store.run_dir, entry)
-    wanted = _checkpoint_settings(settings)
+    trainer = Trainer(net, context.train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
 
     def kernel() -> tuple[torch.Tensor, float]:
         begin = time.perf_counter()
-        theta = full_ntk(net, inputs, bn_mode="eval", params="all", chunk_size=config.chunk_size, strategy=config.strategy)
+        theta = full_ntk(net, context.inputs, bn_mode="eval", params="all", chunk_size=config.chunk_size, strategy=config.strategy)
         return theta, time.perf_counter() - begin
 
-    def commit(epoch: int, theta_0: torch.Tensor, values: dict[str, float | None]) -> None:
-        rows = {name: (None if value is None or not math.isfinite(value) else float(value)) for name, value in values.items()}
-        store.commit_tracking(entry.key, epoch, rows)
-        # Rows first, then the checkpoint: a checkpoint at epoch e implies the rows up to e exist.
-        _save_checkpoint(path, {
-            "format": CHECKPOINT_FORMAT, "arch": entry.key, "settings": wanted,
+    def checkpoint(theta_0: torch.Tensor) -> dict[str, Any]:
+        return {
+            "format": CHECKPOINT_FORMAT, "arch": entry.key, "settings": context.settings,
             "trainer": trainer.state_dict(), "theta_0": theta_0.detach().cpu(),
-        })
+        }
 
-    state = _load_checkpoint(path, entry, wanted)
-    if state is not None:
-        trainer.load_state_dict(state["trainer"])
-        theta_0 = state["theta_0"].to(device)
+    if task.resume is not None:
+        trainer.load_state_dict(task.resume["trainer"])
+        theta_0 = task.resume["theta_0"].to(device)
     else:
         theta_0, seconds = kernel()
-        values = kernel_distances(theta_0, theta_0) | {
-            "train_loss": None, "train_acc": None, "param_norm": parameter_norm(net),
-            "train_seconds": 0.0, "kernel_seconds": seconds,
-        }
-        commit(0, theta_0, values)
-        _log(verbose, label, 0, config.epochs, values, seconds)
+        values: dict[str, float | None] = dict(kernel_distances(theta_0, theta_0))
+        values.update(train_loss=None, train_acc=None, param_norm=parameter_norm(net), train_seconds=0.0,
+                      kernel_seconds=seconds)
+        yield TrackStep(0, values, checkpoint(theta_0))
     for epoch in config.measured_epochs():
         if epoch <= trainer.epoch:
             continue
@@ -522,36 +523,24 @@ def _track_architecture(
         try:
             stats = trainer.train_epochs(epoch - trainer.epoch)
         except TrainingDivergedError as error:
-            reason = str(error)
-            _set_status(store, entry.key, "diverged", reason)
-            if verbose:
-                print(f"{label} {reason}; going on with the next architecture", file=sys.stderr, flush=True)
-            return reason
+            yield TrackStep(epoch, diverged=str(error))
+            return
         train_seconds = time.perf_counter() - begin
         theta_t, kernel_seconds = kernel()
-        values = kernel_distances(theta_0, theta_t) | {
-            "train_loss": stats[-1].train_loss, "train_acc": stats[-1].train_accuracy,
-            "param_norm": parameter_norm(net), "train_seconds": train_seconds, "kernel_seconds": kernel_seconds,
-        }
-        commit(epoch, theta_0, values)
-        _log(verbose, label, epoch, config.epochs, values, train_seconds + kernel_seconds)
-    _set_status(store, entry.key, "done")
-    return None
+        values = dict(kernel_distances(theta_0, theta_t))
+        values.update(train_loss=stats[-1].train_loss, train_acc=stats[-1].train_accuracy,
+                      param_norm=parameter_norm(net), train_seconds=train_seconds, kernel_seconds=kernel_seconds)
+        yield TrackStep(epoch, values, checkpoint(theta_0))
 
 
-def _log(verbose: bool, label: str, epoch: int, epochs: int, values: Mapping[str, Any], seconds: float) -> None:
-    if not verbose:
-        return
-
+def _log(label: str, epoch: int, epochs: int, values: Mapping[str, Any]) -> None:
     def show(name: str, spec: str, unit: str = "") -> str:
         value = values.get(name)
         return "n/a" if value is None or not math.isfinite(value) else format(value, spec) + unit
 
-    print(
-        f"{label} epoch {epoch}/{epochs}: rel_diff {show('rel_diff', '.4f')}, "
-        f"corr {show('kernel_corr', '.4f')}, cos {show('kernel_cos', '.4f')}, "
-        f"loss {show('train_loss', '.4f')}, acc {show('train_acc', '.2f', '%')}, "
-        f"|θ| {show('param_norm', '.2f')} ({seconds:.1f} s)",
-        file=sys.stderr,
-        flush=True,
+    seconds = (values.get("train_seconds") or 0.0) + (values.get("kernel_seconds") or 0.0)
+    log.info(
+        "%s epoch %d/%d: rel_diff %s, corr %s, cos %s, loss %s, acc %s, |θ| %s (%.1f s)",
+        label, epoch, epochs, show("rel_diff", ".4f"), show("kernel_corr", ".4f"), show("kernel_cos", ".4f"),
+        show("train_loss", ".4f"), show("train_acc", ".2f", "%"), show("param_norm", ".2f"), seconds,
     )

@@ -39,70 +39,23 @@ from typing import Any
 import numpy as np
 
 from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.spaces import SearchSpace, get_space
+from ntknas.spaces.nb101 import NPZ_OP_CODES, NPZ_PADDING, decode_table_row
+from ntknas.spaces.nb201 import canonical_arch_string
 
 NB201 = "nb201"
 NB101 = "nb101"
 SPACES = (NB201, NB101)
-
-#: Default target per space, first present wins.
-DEFAULT_TARGETS: dict[str, tuple[str, ...]] = {
-    NB201: ("cifar10_valid_test",),
-    NB101: ("test_acc_seed0",),
-}
+"""The spaces with an official benchmark file format; any registered space reads a CSV."""
 
 #: Columns that identify or describe an architecture and are never targets.
-ID_COLUMNS = frozenset({"index", "arch_str", "op_codes", "hash", "adjacency", "ops", "num_vertices"})
+ID_COLUMNS = frozenset({"index", "arch_str", "arch", "op_codes", "hash", "adjacency", "ops", "num_vertices"})
 
 #: Op names of the compact NB101 table's integer codes (-1 pads cells with < 7 vertices).
-NB101_OP_CODES: dict[int, str] = {
-    0: "input",
-    1: "conv1x1-bn-relu",
-    2: "conv3x3-bn-relu",
-    3: "maxpool3x3",
-    4: "output",
-}
-NB101_PADDING = -1
+NB101_OP_CODES: dict[int, str] = dict(NPZ_OP_CODES)
+NB101_PADDING = NPZ_PADDING
 
-_WHERE = {
-    NB201: (
-        "get NAS-Bench-201-v1_0-e61699.pth (github.com/D-X-Y/NAS-Bench-201) or the "
-        "NATS-tss-v1_0-3ffb9-simple folder (github.com/D-X-Y/NATS-Bench), or a CSV exported "
-        "from them with ntknas.groundtruth.official.export_benchmark_csv"
-    ),
-    NB101: (
-        "get the NAS-Bench-101 results (nasbench_only108.tfrecord, github.com/google-research/"
-        "nasbench) as a table of hash, adjacency, ops and accuracy (.npz or .csv)"
-    ),
-}
-_SPACE_NAMES = {NB201: "NAS-Bench-201", NB101: "NAS-Bench-101"}
-_HASH = re.compile(r"^[0-9a-f]{32}$")
-_DIGITS = re.compile(r"^\d+$")
 _HEX_RUN = re.compile(rb"[0-9a-f]*")
-
-
-# --------------------------------------------------------------------------------------------
-# NB201 arch strings
-# --------------------------------------------------------------------------------------------
-
-
-def canonical_arch_string(text: str) -> str:
-    """``text`` without whitespace and with each node's edges ordered by source node.
-
-    Only normalises spelling so that equivalent strings find the same table row; it does not
-    validate ops (:func:`ntknas.spaces.nb201.parse_arch` does).
-    """
-    compact = "".join(text.split())
-    nodes = []
-    for node in compact.split("+"):
-        edges = [e for e in node.split("|") if e]
-        edges.sort(key=_edge_source)
-        nodes.append("|" + "|".join(edges) + "|")
-    return "+".join(nodes)
-
-
-def _edge_source(edge: str) -> tuple[int, str]:
-    source = edge.rsplit("~", 1)[-1]
-    return (int(source) if source.isdigit() else -1, edge)
 
 
 # --------------------------------------------------------------------------------------------
@@ -130,34 +83,40 @@ class Benchmark:
     num_vertices: np.ndarray | None = field(default=None, repr=False)
     fraction_columns: tuple[str, ...] = ()
     op_legend: dict[int, str] = field(default_factory=lambda: dict(NB101_OP_CODES), repr=False)
-    _index_rows: dict[int, int] = field(init=False, repr=False, default_factory=dict)
+    _index_rows: dict[Any, int] = field(init=False, repr=False, default_factory=dict)
     _string_rows: dict[str, int] = field(init=False, repr=False, default_factory=dict)
     _hash_order: np.ndarray | None = field(init=False, repr=False, default=None)
     _sorted_hashes: np.ndarray | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self.space = _check_space(self.space)
+        self.space = get_space(self.space).name
         self.target = self._check_target(self.target)
         n = len(self.row_keys)
         for name, values in self.columns.items():
             if len(values) != n:
                 raise DataError(f"{self.source}: column {name!r} has {len(values)} values for {n} rows")
-        if self.space == NB201:
-            self._index_rows = {int(k): row for row, k in enumerate(self.row_keys.tolist())}
-            if self.arch_strings is not None:
-                self._string_rows = {s: row for row, s in enumerate(self.arch_strings)}
-        else:
-            keys = self.row_keys
-            # The shared table is sorted already; sort only when it is not.
+        keys = self.row_keys
+        if keys.dtype.kind == "U":
+            # Hash-keyed tables are large (423k NB101 rows): look up in a sorted array, not a dict.
             if n > 1 and not bool(np.all(keys[1:] > keys[:-1])):
                 self._hash_order = np.argsort(keys, kind="stable")
                 keys = keys[self._hash_order]
                 dup = np.flatnonzero(keys[1:] == keys[:-1])
                 if dup.size:
                     raise DataError(
-                        f"{self.source} lists hash {keys[dup[0]]} twice: keep one row per architecture"
+                        f"{self.source} lists {keys[dup[0]]} twice: keep one row per architecture"
                     )
             self._sorted_hashes = keys
+        else:
+            self._index_rows = {k: row for row, k in enumerate(keys.tolist())}
+            if self.arch_strings is not None:
+                self._string_rows = {text: row for row, text in enumerate(self.arch_strings)}
+            if len(self._index_rows) != n:
+                raise DataError(f"{self.source} lists some architecture twice: keep one row per architecture")
+
+    @property
+    def search_space(self) -> SearchSpace:
+        return get_space(self.space)
 
     # ---------------------------------------------------------------- targets
 
@@ -193,7 +152,7 @@ class Benchmark:
         keys = self.row_keys
         if finite_only:
             keys = keys[np.isfinite(self.columns[self.target])]
-        return [int(k) for k in keys.tolist()] if self.space == NB201 else keys.tolist()
+        return list(keys.tolist())
 
     def __contains__(self, arch_key: object) -> bool:
         """Whether the architecture is in the table *and* has a value for the selected target."""
@@ -225,81 +184,51 @@ class Benchmark:
         return np.array([self.accuracy(k) for k in arch_keys], dtype=np.float64)
 
     def _missing(self, arch_key: object) -> UnknownNameError:
-        if self.space == NB201:
-            hint = "use an official index or an arch string such as " + (
-                repr(self.arch_strings[0]) if self.arch_strings else "'|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'"
-            )
-        else:
-            hint = "use the 32-hex-digit module hash of a pruned NAS-Bench-101 cell"
+        space = self.search_space
         return UnknownNameError(
-            f"architecture {arch_key!r} is not in the {_SPACE_NAMES[self.space]} benchmark "
-            f"{self.source} ({len(self)} architectures): {hint}"
+            f"architecture {arch_key!r} is not in the {space.title} benchmark "
+            f"{self.source} ({len(self)} architectures): use {space.arch_help}"
         )
 
     def _row(self, arch_key: Any) -> int:
-        if self.space == NB201:
-            return self._nb201_row(arch_key)
-        return self._nb101_row(arch_key)
-
-    def _nb201_row(self, arch_key: Any) -> int:
-        if isinstance(arch_key, (bool, np.bool_)):
-            raise self._missing(arch_key)
-        if isinstance(arch_key, (int, np.integer)):
-            row = self._index_rows.get(int(arch_key))
-            if row is None:
-                raise self._missing(arch_key)
-            return row
-        if hasattr(arch_key, "to_string"):
-            arch_key = arch_key.to_string()
-        if not isinstance(arch_key, str):
-            raise self._missing(arch_key)
-        text = arch_key.strip()
-        if _DIGITS.match(text):
-            return self._nb201_row(int(text))
-        if self.arch_strings is not None:
-            row = self._string_rows.get(text)
-            if row is None:
-                row = self._string_rows.get(canonical_arch_string(text))
+        """The table row of an architecture, in any spelling its space accepts (the space
+        normalizes it to the table's key)."""
+        if self._string_rows and isinstance(arch_key, str):
+            # The table's own text keys first: a table need not use the official index order.
+            text = arch_key.strip()
+            row = self._string_rows.get(text, self._string_rows.get(canonical_arch_string(text)))
             if row is not None:
                 return row
-        # Not spelled as in the table: let the space module validate and canonicalise it.
-        index = _nb201_index_of(text)
-        if index is None or index not in self._index_rows:
+        key = self.search_space.table_key(arch_key)
+        if self._sorted_hashes is not None:
+            sorted_keys = self._sorted_hashes
+            pos = int(np.searchsorted(sorted_keys, str(key)))
+            if pos >= len(sorted_keys) or sorted_keys[pos] != key:
+                raise self._missing(arch_key)
+            return pos if self._hash_order is None else int(self._hash_order[pos])
+        row = self._index_rows.get(key)
+        if row is None:
             raise self._missing(arch_key)
-        return self._index_rows[index]
-
-    def _nb101_row(self, arch_key: Any) -> int:
-        key = arch_key
-        if isinstance(key, bytes):
-            key = key.decode("ascii", "replace")
-        elif not isinstance(key, str) and isinstance(getattr(key, "hash", None), str):
-            key = key.hash
-        if not isinstance(key, str) or not _HASH.match(key.strip().lower()):
-            raise self._missing(arch_key)
-        key = key.strip().lower()
-        sorted_keys = self._sorted_hashes
-        assert sorted_keys is not None
-        pos = int(np.searchsorted(sorted_keys, key))
-        if pos >= len(sorted_keys) or sorted_keys[pos] != key:
-            raise self._missing(arch_key)
-        return pos if self._hash_order is None else int(self._hash_order[pos])
+        return row
 
     # ---------------------------------------------------------------- architectures
+
+    def arch(self, arch_key: Any) -> Any:
+        """The architecture object of a table row (NB201Arch, NB101Spec, ...), by any key spelling."""
+        return self.search_space.arch_from_table(self, self._row(arch_key))
 
     def index_of(self, arch: Any) -> int:
         """Official NB201 index of an architecture given by index, arch string or arch object."""
         self._require_space(NB201, "index_of")
-        return int(self.row_keys[self._nb201_row(arch)])
+        return int(self.row_keys[self._row(arch)])
 
     def arch_string(self, index: int) -> str:
         """The NB201 arch string of an official index."""
         self._require_space(NB201, "arch_string")
-        row = self._nb201_row(int(index))
+        row = self._row(int(index))
         if self.arch_strings is not None:
             return self.arch_strings[row]
-        from ntknas.spaces import nb201  # lazily: only CSVs without arch_str need it
-
-        return str(nb201.arch_from_index(int(index)).to_string())
+        return str(self.search_space.key(self.search_space.arch_at(int(index))))
 
     def nb101_spec(self, arch_hash: Any) -> tuple[np.ndarray, list[str]]:
         """Adjacency (V×V uint8) and op names of an NB101 cell, as stored in the table.
@@ -313,53 +242,20 @@ class Benchmark:
                 f"{self.source} has no adjacency/ops columns, so cells cannot be rebuilt from it: "
                 "load the NB101 .npz table instead"
             )
-        row = self._nb101_row(arch_hash)
-        codes = [int(c) for c in self.op_codes[row].tolist()]
-        if self.num_vertices is not None:
-            n = int(self.num_vertices[row])
-        else:
-            n = len(codes)
-            while n and codes[n - 1] == NB101_PADDING:
-                n -= 1
+        row = self._row(arch_hash)
+        vertices = None if self.num_vertices is None else int(self.num_vertices[row])
         try:
-            ops = [self.op_legend[c] for c in codes[:n]]
-        except KeyError as exc:
-            raise DataError(
-                f"{self.source}: row of {self.row_keys[row]} has unknown op code {exc.args[0]} "
-                f"among its {n} vertices; codes are {self.op_legend}"
-            ) from None
-        if any(c != NB101_PADDING for c in codes[n:]):
-            raise DataError(f"{self.source}: row of {self.row_keys[row]} has ops past num_vertices={n}")
-        full = np.asarray(self.adjacency[row])
-        if full[n:, :].any() or full[:, n:].any():
-            raise DataError(
-                f"{self.source}: row of {self.row_keys[row]} has edges at padded vertices (n={n})"
-            )
-        return np.array(full[:n, :n], dtype=np.uint8), ops
+            matrix, ops = decode_table_row(self.adjacency[row], self.op_codes[row], vertices, self.op_legend)
+        except InvalidArchError as error:
+            raise DataError(f"{self.source}: row of {self.row_keys[row]}: {error}") from None
+        return matrix, list(ops)
 
     def _require_space(self, space: str, what: str) -> None:
         if self.space != space:
             raise DataError(
-                f"{what} is for {_SPACE_NAMES[space]} benchmarks, but {self.source} is a "
-                f"{_SPACE_NAMES[self.space]} one"
+                f"{what} is for {get_space(space).title} benchmarks, but {self.source} is a "
+                f"{self.search_space.title} one"
             )
-
-
-def _nb201_index_of(text: str) -> int | None:
-    """Official index of an arch string via the NB201 space module (None if it is unavailable)."""
-    try:
-        from ntknas.spaces import nb201
-
-        parse_arch, index_of = nb201.parse_arch, nb201.index_of
-    except (ImportError, AttributeError):
-        return None
-    return int(index_of(parse_arch(text)))  # InvalidArchError for malformed strings
-
-
-def _check_space(space: str) -> str:
-    if space not in SPACES:
-        raise UnknownNameError(f"unknown search space {space!r}: valid spaces are {', '.join(SPACES)}")
-    return space
 
 
 # --------------------------------------------------------------------------------------------
@@ -381,10 +277,10 @@ def load_benchmark(path: str | os.PathLike[str], space: str, target: str | None 
         DataError: missing, unreadable or corrupt file, or a file of the other space.
         UnknownNameError: unknown ``space`` or ``target`` (the message lists the valid ones).
     """
-    space = _check_space(space)
+    space = get_space(space).name
     p = Path(path)
     if not p.exists():
-        raise DataError(f"benchmark file {p} not found: {_WHERE[space]}")
+        raise DataError(f"benchmark file {p} not found: {get_space(space).table_source}")
     from ntknas.groundtruth import official
 
     if p.suffix.lower() == ".csv":
@@ -415,13 +311,14 @@ def load_benchmark(path: str | os.PathLike[str], space: str, target: str | None 
 
 
 def _default_target(space: str, columns: dict[str, np.ndarray], source: str) -> str:
-    for name in DEFAULT_TARGETS[space]:
+    defaults = get_space(space).default_targets
+    for name in defaults:
         if name in columns:
             return name
     if len(columns) == 1:
         return next(iter(columns))
     raise UnknownNameError(
-        f"{source} has no default target column ({', '.join(DEFAULT_TARGETS[space])}): pass "
+        f"{source} has no default target column ({', '.join(defaults) or 'none set'}): pass "
         f"target= one of {', '.join(columns)}"
     )
 
@@ -432,7 +329,7 @@ def _build(
     if not columns:
         raise DataError(f"{source} has no numeric target column: add one column of accuracies per target")
     fractions: tuple[str, ...] = ()
-    if space == NB101:
+    if get_space(space).fraction_accuracies:
         columns, fractions = _fractions_to_percent(columns)
     return Benchmark(
         space=space,
@@ -460,7 +357,7 @@ def _fractions_to_percent(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.
 
 def _wrong_space(source: str, found: str, asked: str, evidence: str) -> DataError:
     return DataError(
-        f"{source} is a {_SPACE_NAMES[found]} table ({evidence}) but space {asked!r} was asked: "
+        f"{source} is a {get_space(found).title} table ({evidence}) but space {asked!r} was asked: "
         f"use space={found!r}"
     )
 
@@ -522,15 +419,14 @@ def _load_csv(path: Path, space: str, target: str | None) -> Benchmark:
     header, rows = _read_csv(path)
     cells = {name: [row[i] for row in rows] for i, name in enumerate(header)}
     source = str(path)
-    has_nb201 = "arch_str" in cells or "index" in cells
-    if space == NB101 and "hash" not in cells:
-        if has_nb201:
-            raise _wrong_space(source, NB201, space, "it has an arch_str/index column and no hash column")
-        raise DataError(f"{source} has no 'hash' column: an NB101 CSV needs hash plus target columns")
-    if space == NB201 and not has_nb201:
-        if "hash" in cells:
-            raise _wrong_space(source, NB101, space, "it has a hash column and no arch_str/index column")
-        raise DataError(f"{source} has neither an 'index' nor an 'arch_str' column: an NB201 CSV needs one")
+    search_space = get_space(space)
+    if not any(column in cells for column in search_space.table_key_columns):
+        wanted = "/".join(search_space.table_key_columns)
+        for other in (get_space(name) for name in SPACES if name != search_space.name):
+            present = [c for c in other.table_key_columns if c in cells]
+            if present:
+                raise _wrong_space(source, other.name, space, f"it has a {'/'.join(present)} column and no {wanted} column")
+        raise DataError(f"{source} has no {wanted} column: a {search_space.title} CSV needs one beside its targets")
     columns = {}
     for name in header:
         if name in ID_COLUMNS:
@@ -538,48 +434,8 @@ def _load_csv(path: Path, space: str, target: str | None) -> Benchmark:
         values = _numeric(cells[name])
         if values is not None:
             columns[name] = values
-    if space == NB101:
-        hashes = [h.strip().lower() for h in cells["hash"]]
-        bad = next((h for h in hashes if not _HASH.match(h)), None)
-        if bad is not None:
-            raise DataError(f"{source}: {bad!r} in column hash is not a 32-hex-digit NB101 module hash")
-        return _build(space, source, target, row_keys=np.array(hashes), columns=columns)
-    arch_strings = [s.strip() for s in cells["arch_str"]] if "arch_str" in cells else None
-    if arch_strings is not None and len(set(arch_strings)) != len(arch_strings):
-        raise DataError(f"{source} lists some arch_str twice: keep one row per architecture")
-    if "index" in cells:
-        indexes = _int_column(cells["index"], source)
-    else:
-        assert arch_strings is not None
-        indexes = _indexes_from_strings(arch_strings, source)
-    return _build(space, source, target, row_keys=indexes, columns=columns, arch_strings=arch_strings)
-
-
-def _int_column(cells: Sequence[str], source: str) -> np.ndarray:
-    out = []
-    for cell in cells:
-        text = cell.strip()
-        if not _DIGITS.match(text):
-            raise DataError(f"{source}: {cell!r} in column index is not a non-negative integer")
-        out.append(int(text))
-    keys = np.array(out, dtype=np.int64)
-    if len(np.unique(keys)) != len(keys):
-        raise DataError(f"{source} lists some index twice: keep one row per architecture")
-    return keys
-
-
-def _indexes_from_strings(arch_strings: Sequence[str], source: str) -> np.ndarray:
-    try:
-        from ntknas.spaces import nb201
-    except ImportError as exc:
-        raise DataError(
-            f"{source} has no index column and the NB201 space module cannot be imported ({exc}): "
-            "add an index column"
-        ) from None
-    try:
-        return np.array([nb201.index_of(nb201.parse_arch(s)) for s in arch_strings], dtype=np.int64)
-    except InvalidArchError as exc:
-        raise DataError(f"{source}: {exc}") from None
+    keys, extra = search_space.keys_from_columns(cells, source)
+    return _build(space, source, target, row_keys=keys, columns=columns, **extra)
 
 
 # ---------------------------------------------------------------- NPZ
@@ -610,7 +466,7 @@ def _load_npz(path: Path, space: str, target: str | None) -> Benchmark:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise DataError(
             f"cannot read {source} as an .npz table ({type(exc).__name__}): the file is corrupt, "
-            f"{_WHERE[space]}"
+            f"{get_space(space).table_source}"
         ) from None
     if "hash" not in arrays:
         if "arch_str" in arrays or "index" in arrays:
@@ -662,7 +518,6 @@ def _load_npz(path: Path, space: str, target: str | None) -> Benchmark:
 
 
 __all__ = [
-    "DEFAULT_TARGETS",
     "NB101",
     "NB101_OP_CODES",
     "NB201",

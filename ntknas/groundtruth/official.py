@@ -248,8 +248,9 @@ def _mean_over_seeds(arch_res: Mapping[str, Any], dataset: str, setnames: tuple[
         return math.nan
     for setname in setnames:
         values = [_last_epoch_accuracy(r, setname) for r in records]
-        if all(v is not None for v in values):
-            return float(np.mean(values))
+        known = [v for v in values if v is not None]
+        if len(known) == len(values):
+            return float(np.mean(known))
     return math.nan
 
 

@@ -16,7 +16,7 @@ import torch
 
 # (settings object, attribute) pairs of the float32 precision API of torch >= 2.9.
 _PRECISION_SETTINGS = (
-    (lambda: torch.backends.cudnn.conv, "fp32_precision"),
+    (lambda: torch.backends.cudnn.conv, "fp32_precision"),  # type: ignore[attr-defined]
     (lambda: torch.backends.cuda.matmul, "fp32_precision"),
 )
 

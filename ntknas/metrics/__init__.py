@@ -1,6 +1,7 @@
 """Architecture metrics: one registry (``get_metric``/``available_metrics``) for every family."""
 
 from ntknas.metrics.registry import (
+    DEFAULT_METRICS,
     Metric,
     MetricContext,
     MetricUnavailable,
@@ -11,6 +12,7 @@ from ntknas.metrics.registry import (
 )
 
 __all__ = [
+    "DEFAULT_METRICS",
     "Metric",
     "MetricContext",
     "MetricUnavailable",

@@ -99,6 +99,7 @@ def count_flops(net: nn.Module, inputs: torch.Tensor) -> FlopCount:
     "params",
     higher_is_better=True,
     family="size",
+    uses_bn_mode=False,
     formula="number of trainable parameters, Σ numel(θ) over θ with requires_grad",
 )
 def _params(context: MetricContext) -> float:
@@ -114,6 +115,7 @@ def _params(context: MetricContext) -> float:
     "flops",
     higher_is_better=True,
     family="size",
+    uses_bn_mode=False,
     formula=(
         "per-image MACs of conv and linear layers + one add per output element of a biased "
         "layer (NAS-Bench-201's FLOPs convention), at the batch's image size"

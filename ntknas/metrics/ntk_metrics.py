@@ -103,7 +103,7 @@ def _cutoff(context: MetricContext) -> float:
     return default_eigen_cutoff(context.kernel.shape[0])
 
 
-@register_metric("knas", higher_is_better=True, family="ntk", formula="mean of all entries of K")
+@register_metric("knas", higher_is_better=True, family="ntk", needs_kernel=True, formula="mean of all entries of K")
 def _knas(context: MetricContext) -> float:
     return kernel_mean(context.kernel)
 
@@ -112,6 +112,7 @@ def _knas(context: MetricContext) -> float:
     "tenas",
     higher_is_better=False,
     family="ntk",
+    needs_kernel=True,
     formula="λ_max(K) / λ_min(K), λ_min the smallest eigenvalue above B·ε₃₂·λ_max (eigvalsh, float64)",
 )
 def _tenas(context: MetricContext) -> float:
@@ -122,6 +123,7 @@ def _tenas(context: MetricContext) -> float:
     "tenas_ref",
     higher_is_better=False,
     family="ntk",
+    needs_kernel=True,
     formula="reference TE-NAS: real parts of float32 eigvals, zeros dropped, max / min",
 )
 def _tenas_reference(context: MetricContext) -> float:
@@ -132,18 +134,19 @@ def _tenas_reference(context: MetricContext) -> float:
     "ntk_rank",
     higher_is_better=None,
     family="ntk",
+    needs_kernel=True,
     formula="number of eigenvalues of K above B·ε₃₂·λ_max (the spectrum behind tenas)",
 )
 def _ntk_rank(context: MetricContext) -> float:
     return float(numerical_rank(_spectrum(context), _cutoff(context)))
 
 
-@register_metric("fnorm", higher_is_better=True, family="ntk", formula="‖K‖_F")
+@register_metric("fnorm", higher_is_better=True, family="ntk", needs_kernel=True, formula="‖K‖_F")
 def _fnorm(context: MetricContext) -> float:
     return frobenius_norm(context.kernel)
 
 
-@register_metric("trace", higher_is_better=True, family="ntk", formula="tr(K) (NASI-style)")
+@register_metric("trace", higher_is_better=True, family="ntk", needs_kernel=True, formula="tr(K) (NASI-style)")
 def _trace(context: MetricContext) -> float:
     return kernel_trace(context.kernel)
 
@@ -152,6 +155,8 @@ def _trace(context: MetricContext) -> float:
     "lga",
     higher_is_better=True,
     family="ntk",
+    needs_kernel=True,
+    needs_labels=True,
     formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label",
 )
 def _lga(context: MetricContext) -> float:

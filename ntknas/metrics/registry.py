@@ -62,7 +62,7 @@ class MetricContext:
     def kernel(self) -> np.ndarray:
         """The summed-logit NTK as a float64 array; unavailable if it holds NaN or inf."""
 
-        def finite_kernel() -> np.ndarray:
+        def finite_kernel() -> np.ndarray | MetricUnavailable:
             kernel = self.ntk.kernel.detach().cpu().numpy()
             if not np.isfinite(kernel).all():
                 return MetricUnavailable(
@@ -97,20 +97,38 @@ class Metric:
     higher_is_better: bool | None
     family: str
     formula: str
+    uses_bn_mode: bool = True
+    """False for metrics that ignore the BatchNorm mode (size, synflow): measured once per network."""
+    needs_kernel: bool = False
+    """True for metrics derived from the summed-logit NTK K (they share one kernel computation)."""
+    needs_labels: bool = False
+    """True for metrics that read the batch's labels (lga, loss-gradient proxies)."""
 
 
 _REGISTRY: dict[str, Metric] = {}
 
+DEFAULT_METRICS: tuple[str, ...] = ("knas", "tenas", "fnorm", "trace", "lga")
+"""The study's NTK metrics: what score and correlate measure unless told otherwise."""
+
 
 def register_metric(
-    name: str, *, higher_is_better: bool | None, family: str, formula: str
+    name: str,
+    *,
+    higher_is_better: bool | None,
+    family: str,
+    formula: str,
+    uses_bn_mode: bool = True,
+    needs_kernel: bool = False,
+    needs_labels: bool = False,
 ) -> Callable[[MetricFunction], MetricFunction]:
     """Decorator that adds a metric to the registry under ``name``."""
 
     def decorate(function: MetricFunction) -> MetricFunction:
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
-        _REGISTRY[name] = Metric(name, function, higher_is_better, family, formula)
+        _REGISTRY[name] = Metric(
+            name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels
+        )
         return function
 
     return decorate
@@ -119,9 +137,11 @@ def register_metric(
 def _load_builtin_metrics() -> None:
     # Imported for their registration side effect; kept here so the registry is complete
     # whichever module a caller imports first.
-    from ntknas.metrics import ntk_metrics  # noqa: F401
-    from ntknas.metrics import zero_cost  # noqa: F401
-    from ntknas.metrics import flops  # noqa: F401
+    from ntknas.metrics import (
+        flops,  # noqa: F401
+        ntk_metrics,  # noqa: F401
+        zero_cost,  # noqa: F401
+    )
 
 
 def get_metric(name: str) -> Metric:

@@ -71,7 +71,9 @@ def weight_layers(net: nn.Module) -> list[nn.Module]:
 
 
 def _scored_weights(net: nn.Module) -> list[torch.Tensor]:
-    weights = [module.weight for module in weight_layers(net) if module.weight.requires_grad]
+    weights: list[torch.Tensor] = [
+        module.weight for module in weight_layers(net) if isinstance(module.weight, torch.Tensor) and module.weight.requires_grad
+    ]
     if not weights:
         raise MetricUnavailable(
             "the network has no trainable conv or linear weight; gradient proxies score only those"
@@ -312,6 +314,7 @@ def _loss_gradients(context: MetricContext) -> LossGradientScores:
     "grad_norm",
     higher_is_better=True,
     family="zero-cost",
+    needs_labels=True,
     formula="Σ_l ‖∂L/∂W_l‖₂ over conv/linear weights, L = mean cross-entropy of the batch",
 )
 def _grad_norm(context: MetricContext) -> float:
@@ -323,6 +326,7 @@ def _grad_norm(context: MetricContext) -> float:
     "snip",
     higher_is_better=True,
     family="zero-cost",
+    needs_labels=True,
     formula="Σ_l Σ |W_l ⊙ ∂L/∂W_l| over conv/linear weights, L = mean cross-entropy of the batch",
 )
 def _snip(context: MetricContext) -> float:
@@ -334,6 +338,7 @@ def _snip(context: MetricContext) -> float:
     "synflow",
     higher_is_better=True,
     family="zero-cost",
+    uses_bn_mode=False,
     formula=(
         "Σ_l Σ |θ_l ⊙ ∂R/∂θ_l| over conv/linear weights, R = Σ outputs of the network with "
         "θ → |θ|, BatchNorm removed, float64, one all-ones image"

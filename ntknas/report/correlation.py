@@ -9,20 +9,52 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from ntknas.experiments.statistics import rank_correlation
-from ntknas.metrics import get_metric
+from ntknas.analysis.statistics import rank_correlation
 from ntknas.store import ResultStore
-
-if TYPE_CHECKING:
-    from ntknas.experiments.correlate import ArchEntry, CorrelateConfig
 
 SCORES_FILE = "scores.csv"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
+
+
+@dataclass(frozen=True)
+class SummarySpec:
+    """What a correlate summary reports on: the run's settings as the report needs them.
+
+    ``protocol_tag`` is the stored protocol column the measurements are selected by;
+    ``directions`` maps each metric to whether it ranks by higher values (None: ranks nothing).
+    """
+
+    space: str
+    dataset: str
+    protocol: str
+    protocol_tag: str
+    measured_on: str
+    batch_size: int
+    seed: int
+    variant: str
+    params: str
+    benchmark: str | None
+    target: str | None
+    metrics: tuple[str, ...]
+    bn_modes: tuple[str, ...]
+    train_epochs: tuple[int, ...]
+    directions: dict[str, bool | None]
+
+
+class ScoredArch(Protocol):
+    """An architecture of the summary: its stored key, index and benchmark accuracy."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def index(self) -> int | None: ...
+    @property
+    def accuracy(self) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -36,7 +68,7 @@ class ScoreRow:
     reasons: dict[str, str]
 
 
-def score_table(store: ResultStore, config: CorrelateConfig, entries: Sequence[ArchEntry]) -> list[ScoreRow]:
+def score_table(store: ResultStore, config: SummarySpec, entries: Sequence[ScoredArch]) -> list[ScoreRow]:
     """One row per (architecture, BN mode, training stage) of this run's settings."""
     wanted = {entry.key: entry for entry in entries}
     grouped: dict[tuple[str, str, int], dict[str, Any]] = defaultdict(dict)
@@ -62,7 +94,7 @@ def score_table(store: ResultStore, config: CorrelateConfig, entries: Sequence[A
     return rows
 
 
-def summarize(rows: Sequence[ScoreRow], config: CorrelateConfig) -> list[dict[str, Any]]:
+def summarize(rows: Sequence[ScoreRow], config: SummarySpec) -> list[dict[str, Any]]:
     """One record per (metric, BN mode, training stage): signed Kendall/Spearman with 95% CIs."""
     records = []
     for epochs in config.train_epochs:
@@ -74,7 +106,7 @@ def summarize(rows: Sequence[ScoreRow], config: CorrelateConfig) -> list[dict[st
             for metric in config.metrics:
                 values = np.array([_finite_or_nan(r.values.get(metric)) for r in subset])
                 result = rank_correlation(values, accuracy)
-                direction = get_metric(metric).higher_is_better
+                direction = config.directions.get(metric)
                 records.append({
                     "metric": metric,
                     "bn": bn,
@@ -91,8 +123,9 @@ def summarize(rows: Sequence[ScoreRow], config: CorrelateConfig) -> list[dict[st
 
 
 def write_correlation_outputs(
-    store: ResultStore, config: CorrelateConfig, entries: Sequence[ArchEntry]
+    store: ResultStore, config: SummarySpec, entries: Sequence[ScoredArch]
 ) -> list[Path]:
+    """scores.csv, summary.json, summary.md and the plots of the stored items of ``entries``."""
     run_dir = store.run_dir
     rows = score_table(store, config, entries)
     records = summarize(rows, config)
@@ -111,7 +144,7 @@ def write_correlation_outputs(
     return files
 
 
-def _write_scores(path: Path, rows: Sequence[ScoreRow], config: CorrelateConfig) -> Path:
+def _write_scores(path: Path, rows: Sequence[ScoreRow], config: SummarySpec) -> Path:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "arch", "bn", "train_epochs", "accuracy", *config.metrics])
@@ -134,7 +167,7 @@ SUMMARY_HEADERS = ("metric", "BN", "epochs", "n", "Kendall τ [95% CI]", "Spearm
 
 def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     """One row of strings per summary record, in the columns of :data:`SUMMARY_HEADERS`."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for r in records:
         direction = {True: "higher", False: "lower", None: "—"}[r["higher_is_better"]]
         rows.append((
@@ -153,8 +186,8 @@ def markdown_table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def _write_markdown(
-    path: Path, records: list[dict[str, Any]], config: CorrelateConfig, store: ResultStore,
-    entries: Sequence[ArchEntry],
+    path: Path, records: list[dict[str, Any]], config: SummarySpec, store: ResultStore,
+    entries: Sequence[ScoredArch],
 ) -> Path:
     environment = store.get_meta("environment") or {}
     target = config.target or "the benchmark's default target"
@@ -179,7 +212,7 @@ def _write_markdown(
     return path
 
 
-def _devices(store: ResultStore, entries: Sequence[ArchEntry]) -> str:
+def _devices(store: ResultStore, entries: Sequence[ScoredArch]) -> str:
     """Which devices measured the summarized items; a resumed run may have used several."""
     keys = {entry.key for entry in entries}
     counts = Counter(item.device for item in store.items() if item.arch in keys)

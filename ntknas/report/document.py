@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ntknas.errors import DataError
 from ntknas.store import STORE_FILE, ResultStore
@@ -63,7 +63,7 @@ class Image:
     caption: str
 
 
-Block = Union[Heading, Paragraph, Facts, Table, Image]
+Block = Heading | Paragraph | Facts | Table | Image
 
 
 @dataclass
@@ -303,8 +303,7 @@ def _correlate_blocks(store: ResultStore) -> list[Block]:
 
 
 def _track_blocks(store: ResultStore) -> list[Block]:
-    from ntknas.experiments.track import QUANTITIES
-    from ntknas.report.tracking import TITLES, final_table, load_tracking, plot_file
+    from ntknas.report.tracking import QUANTITIES, TITLES, final_table, load_tracking, plot_file
 
     run_dir = store.run_dir
     settings = store.get_meta("settings") or {}

@@ -1,4 +1,4 @@
-"""PNG plots of correlate and track runs (matplotlib, headless)."""
+"""PNG plots of correlate runs (matplotlib's Figure API: no global backend or pyplot state)."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
 
 if TYPE_CHECKING:
-    from ntknas.experiments.correlate import CorrelateConfig
-    from ntknas.report.correlation import ScoreRow
+    from ntknas.report.correlation import ScoreRow, SummarySpec
 
 
 def _wide_range(values: np.ndarray) -> bool:
@@ -23,11 +19,12 @@ def _wide_range(values: np.ndarray) -> bool:
 
 
 def plot_metric_scatter(
-    path: Path, metric: str, rows: Sequence[ScoreRow], records: Sequence[dict[str, Any]], config: CorrelateConfig
+    path: Path, metric: str, rows: Sequence[ScoreRow], records: Sequence[dict[str, Any]], config: SummarySpec
 ) -> Path:
     """Accuracy vs metric, one panel per (BN mode, training stage), τ and ρ in each title."""
     panels = [(bn, e) for e in config.train_epochs for bn in config.bn_modes]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(panels), 3.8))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (bn, epochs) in zip(axes[0], panels):
         subset = [r for r in rows if r.bn == bn and r.train_epochs == epochs]
         x = np.array([np.nan if r.values.get(metric) is None else r.values[metric] for r in subset], dtype=float)
@@ -45,13 +42,13 @@ def plot_metric_scatter(
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
-def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: CorrelateConfig) -> Path:
+def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: SummarySpec) -> Path:
     """Kendall τ of each metric against training epochs, one line per (metric, BN mode)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig = Figure(figsize=(6.4, 4.2))
+    ax = fig.subplots()
     for metric in config.metrics:
         for bn in config.bn_modes:
             points = sorted(
@@ -72,5 +69,4 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: Co
         ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -9,16 +9,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib import cm, colors
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib import cm, colors  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
+from ntknas.store import ResultStore
 
-from ntknas.experiments.track import ARCHS_META, QUANTITIES, TIMING_QUANTITIES  # noqa: E402
-from ntknas.store import ResultStore  # noqa: E402
+KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos")
+"""The kernel distances of :func:`ntknas.kernel.distances.kernel_distances`, by name."""
+TRAINING_QUANTITIES = ("train_loss", "train_acc", "param_norm")
+QUANTITIES = KERNEL_QUANTITIES + TRAINING_QUANTITIES
+"""What every measured epoch of a track run records, in track.csv column order."""
+TIMING_QUANTITIES = ("train_seconds", "kernel_seconds")
+"""Stored beside the quantities: wall time of the training since the last measurement, and of Θ_t."""
+ARCHS_META = "track_archs"
+"""Store meta key: the run's architectures, in the order they were added, with status."""
 
 TRACK_CSV = "track.csv"
 CSV_COLUMNS = ("arch", "index", "accuracy", "epoch", *QUANTITIES)
@@ -120,12 +126,13 @@ def _wide_positive(values: np.ndarray) -> bool:
 
 def plot_tracking_quantity(path: Path, quantity: str, series: Sequence[TrackSeries]) -> Path:
     """One curve per architecture; coloured by accuracy with a colorbar when every one has one."""
-    fig, ax = plt.subplots(figsize=(6.8, 4.4))
-    accuracies = [s.accuracy for s in series]
-    by_accuracy = bool(series) and all(a is not None and math.isfinite(a) for a in accuracies)
+    fig = Figure(figsize=(6.8, 4.4))
+    ax = fig.subplots()
+    accuracies = [s.accuracy for s in series if s.accuracy is not None and math.isfinite(s.accuracy)]
+    by_accuracy = bool(series) and len(accuracies) == len(series)
     mapper = None
     if by_accuracy:
-        low, high = min(accuracies), max(accuracies)  # type: ignore[type-var]
+        low, high = min(accuracies), max(accuracies)
         if low == high:
             low, high = low - 0.5, high + 0.5
         mapper = cm.ScalarMappable(norm=colors.Normalize(low, high), cmap="viridis")
@@ -140,7 +147,7 @@ def plot_tracking_quantity(path: Path, quantity: str, series: Sequence[TrackSeri
         name = f"#{s.index}" if s.index is not None else s.arch
         if s.status == "diverged":
             name += " (diverged)"
-        colour = mapper.to_rgba(s.accuracy) if mapper is not None else f"C{number % 10}"
+        colour = mapper.to_rgba(np.array(s.accuracy)) if mapper is not None else f"C{number % 10}"
         ax.plot(xs, ys[keep], marker="o" if len(xs) < 30 else None, markersize=3,
                 linewidth=1.4, color=colour, label=name)
     if everything and _wide_positive(np.concatenate(everything)):
@@ -158,7 +165,6 @@ def plot_tracking_quantity(path: Path, quantity: str, series: Sequence[TrackSeri
         ax.legend(fontsize=7, ncol=2 if len(series) > 8 else 1)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 

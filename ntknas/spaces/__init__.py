@@ -1,4 +1,5 @@
-"""Search spaces: NAS-Bench-201, NAS-Bench-101 and custom ``nn.Module`` factories."""
+"""Search spaces: NAS-Bench-201, NAS-Bench-101, custom ``nn.Module`` factories, and any space a
+user registers with :func:`register_space` (see :mod:`ntknas.spaces.base`)."""
 
 from __future__ import annotations
 
@@ -6,19 +7,16 @@ from typing import Any
 
 from torch import nn
 
-from ntknas.errors import UnknownNameError
-
-SPACES = ("nb201", "nb101", "custom")
+from ntknas.spaces.base import SearchSpace, SpaceProtocol, available_spaces, get_space, register_space
 
 
 def check_space(space: str) -> str:
-    if space not in SPACES:
-        raise UnknownNameError(f"unknown search space {space!r}: use one of {', '.join(SPACES)}")
-    return space
+    """The name of a registered space (raises a one-line error naming the valid ones)."""
+    return get_space(space).name
 
 
-def build_network(space: str, arch: Any, num_classes: int = 10, **options: Any) -> nn.Module:
-    """Build the network of ``arch`` in ``space``.
+def build_network(space: str | SearchSpace, arch: Any, num_classes: int = 10, **options: Any) -> nn.Module:
+    """Build the network of ``arch`` in ``space`` (a registered name or a space object).
 
     - ``"nb201"``: ``arch`` is an arch string, a 6-digit op-code string, an official index or an
       ``NB201Arch``; options ``variant`` ("study" | "benchmark"), ``channels``, ``cells_per_stage``.
@@ -27,18 +25,15 @@ def build_network(space: str, arch: Any, num_classes: int = 10, **options: Any) 
     - ``"custom"``: ``arch`` is a callable returning an ``nn.Module``; it receives
       ``num_classes`` (and the options) where its signature accepts them.
     """
-    check_space(space)
-    if space == "nb201":
-        from ntknas.spaces.nb201 import build_nb201
-
-        return build_nb201(arch, num_classes=num_classes, **options)
-    if space == "nb101":
-        from ntknas.spaces.nb101 import build_nb101
-
-        return build_nb101(arch, num_classes=num_classes, **options)
-    from ntknas.spaces.custom import build_custom
-
-    return build_custom(arch, num_classes, **options)
+    return get_space(space).build(arch, num_classes, **options)
 
 
-__all__ = ["SPACES", "build_network", "check_space"]
+__all__ = [
+    "SearchSpace",
+    "SpaceProtocol",
+    "available_spaces",
+    "build_network",
+    "check_space",
+    "get_space",
+    "register_space",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from torch import nn
 
 from ntknas.errors import NtknasError
+from ntknas.spaces.base import SearchSpace
 
 ModuleFactory = Callable[..., nn.Module]
 
@@ -35,3 +37,49 @@ def build_custom(factory: ModuleFactory, num_classes: int, **options: Any) -> nn
             f"the custom factory returned {type(network).__name__}, not a torch.nn.Module"
         )
     return network
+
+
+def _qualified_name(factory: Any) -> str:
+    module = getattr(factory, "__module__", None) or "?"
+    name = getattr(factory, "__qualname__", None) or getattr(factory, "__name__", None) or type(factory).__name__
+    return f"{module}:{name}"
+
+
+class CustomSpace(SearchSpace):
+    """A user's own networks: each architecture is a callable returning an ``nn.Module``.
+
+    On the command line an architecture is ``module:attribute`` (an importable factory); from
+    Python any callable works. It has no fixed order and no neighbourhood: for search over a
+    custom space, register a :class:`~ntknas.spaces.base.SearchSpace` of your own.
+    """
+
+    name = "custom"
+    title = "custom"
+    table_key_columns = ("arch",)
+    arch_help = "module:attribute naming an importable factory that returns an nn.Module"
+
+    def parse(self, text: str) -> ModuleFactory:
+        module_name, _, attribute = str(text).strip().partition(":")
+        if not module_name or not attribute:
+            raise NtknasError(
+                f"custom architecture {text!r} must be module:attribute naming a factory, e.g. mypkg.nets:make_net"
+            )
+        try:
+            target: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                target = getattr(target, part)
+        except (ImportError, AttributeError) as error:
+            raise NtknasError(f"cannot import the custom factory {text!r} ({error}): check the module path") from None
+        if not callable(target):
+            raise NtknasError(f"{text!r} is not callable: name a function or class that returns an nn.Module")
+        return target  # type: ignore[no-any-return]
+
+    def key(self, arch: Any) -> str:
+        return arch if isinstance(arch, str) else _qualified_name(arch)
+
+    def neighbours(self, arch: Any) -> list[Any]:
+        return []
+
+    def build(self, arch: Any, num_classes: int, **options: Any) -> nn.Module:
+        return build_custom(self.coerce(arch), num_classes, **options)
+

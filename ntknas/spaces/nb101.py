@@ -18,6 +18,8 @@ and a linear ``classifier``.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -28,7 +30,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ntknas.errors import InvalidArchError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.spaces.base import SearchSpace, SpaceProtocol
 
 INPUT = "input"
 OUTPUT = "output"
@@ -265,29 +268,42 @@ def nb101_hash(adjacency: Any, ops: Sequence[str] | np.ndarray) -> str:
 # --------------------------------------------------------------------------------------------
 
 
-def decode_npz_ops(codes: Sequence[int] | np.ndarray) -> tuple[str, ...]:
+def decode_npz_ops(
+    codes: Sequence[int] | np.ndarray, legend: Mapping[int, str] = NPZ_OP_CODES
+) -> tuple[str, ...]:
     """Op names of one ``ops`` row of the compact nb101 table, trailing ``-1`` padding dropped."""
     values = [int(c) for c in np.asarray(codes).reshape(-1).tolist()]
     while values and values[-1] == NPZ_PADDING:
         values.pop()
     names = []
     for c in values:
-        name = NPZ_OP_CODES.get(c)
+        name = legend.get(c)
         if name is None:
             raise InvalidArchError(
                 f"unknown NB101 op code {c} in {values}: codes are "
-                + ", ".join(f"{k} {v}" for k, v in NPZ_OP_CODES.items())
+                + ", ".join(f"{k} {v}" for k, v in legend.items())
                 + f", with {NPZ_PADDING} only as trailing padding"
             )
         names.append(name)
     return tuple(names)
 
 
-def spec_from_npz(adjacency: Any, op_codes: Sequence[int] | np.ndarray) -> NB101Spec:
-    """The spec of one row of the compact table (zero-padded 7×7 adjacency, padded op codes)."""
-    ops = decode_npz_ops(op_codes)
+def decode_table_row(
+    adjacency: Any,
+    op_codes: Sequence[int] | np.ndarray,
+    num_vertices: int | None = None,
+    legend: Mapping[int, str] = NPZ_OP_CODES,
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Adjacency (V×V uint8) and op names of one row of the compact table: the only decoder of
+    its zero-padded 7×7 adjacency and ``-1``-padded op codes."""
+    codes = [int(c) for c in np.asarray(op_codes).reshape(-1).tolist()]
+    n = len(decode_npz_ops(codes, legend)) if num_vertices is None else int(num_vertices)
+    if any(c != NPZ_PADDING for c in codes[n:]):
+        raise InvalidArchError(f"NB101 table row has ops past its {n} vertices: pad with {NPZ_PADDING} only")
+    ops = decode_npz_ops(codes[:n], legend)
+    if len(ops) != n:
+        raise InvalidArchError(f"NB101 table row has padding among its first {n} op codes")
     matrix = np.asarray(adjacency)
-    n = len(ops)
     if matrix.ndim == 2 and matrix.shape[0] == matrix.shape[1] and matrix.shape[0] >= n:
         if matrix[n:, :].any() or matrix[:, n:].any():
             raise InvalidArchError(
@@ -295,7 +311,12 @@ def spec_from_npz(adjacency: Any, op_codes: Sequence[int] | np.ndarray) -> NB101
                 "rows and columns past the last op must be zero"
             )
         matrix = matrix[:n, :n]
-    return NB101Spec.from_arrays(matrix, ops)
+    return np.array(matrix, dtype=np.uint8), ops
+
+
+def spec_from_npz(adjacency: Any, op_codes: Sequence[int] | np.ndarray) -> NB101Spec:
+    """The spec of one row of the compact table (zero-padded 7×7 adjacency, padded op codes)."""
+    return NB101Spec.from_arrays(*decode_table_row(adjacency, op_codes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -460,3 +481,125 @@ def build_nb101(
             "the cell output: use at least that many stem channels"
         )
     return NB101Network(pruned, num_classes, stem_channels, num_stacks, cells_per_stack)
+
+
+# --------------------------------------------------------------------------------------------
+# The registered space
+# --------------------------------------------------------------------------------------------
+
+_HASH_PATTERN = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _spec_from_text(text: str) -> NB101Spec:
+    """A spec from JSON: ``{"adjacency": [[...]], "ops": [...]}`` or ``[adjacency, ops]``."""
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict):
+            return NB101Spec.from_arrays(data["adjacency"], data["ops"])
+        adjacency, ops = data
+        return NB101Spec.from_arrays(adjacency, ops)
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        if isinstance(error, InvalidArchError):
+            raise
+        raise InvalidArchError(
+            f"cannot read the NB101 spec {text[:80]!r} ({error}): give JSON with keys adjacency and ops"
+        ) from None
+
+
+class NB101Space(SearchSpace):
+    """NAS-Bench-101 (SPEC §4.2): specs keyed by the official module hash. The space is not
+    enumerated here (423,624 cells): its order and its cells come from the benchmark table."""
+
+    name = "nb101"
+    title = "NAS-Bench-101"
+    protocol = SpaceProtocol(batch_size=64, seed=1, build_options={"stem_channels": 128})
+    table_key_columns = ("hash",)
+    default_targets = ("test_acc_seed0",)
+    fraction_accuracies = True
+    arch_help = 'a module hash (with --benchmark TABLE) or JSON {"adjacency": [[...]], "ops": ["input", ..., "output"]}'
+    table_source = (
+        "get the NAS-Bench-101 results (nasbench_only108.tfrecord, github.com/google-research/"
+        "nasbench) as a table of hash, adjacency, ops and accuracy (.npz or .csv)"
+    )
+
+    def parse(self, text: str) -> NB101Spec:
+        stripped = str(text).strip()
+        if _HASH_PATTERN.match(stripped.lower()):
+            raise InvalidArchError(
+                f"NB101 hash {stripped!r} needs --benchmark with the NB101 table to look it up in"
+            )
+        if not stripped.startswith(("{", "[")):
+            raise InvalidArchError(
+                f"{stripped[:80]!r} is not an NB101 cell: give a module hash (with --benchmark TABLE) or JSON "
+                '{"adjacency": [[...]], "ops": ["input", ..., "output"]}'
+            )
+        return _spec_from_text(stripped)
+
+    def coerce(self, value: Any) -> NB101Spec:
+        if isinstance(value, NB101Spec):
+            return value
+        if isinstance(value, str):
+            return self.parse(value)
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return NB101Spec.from_arrays(value[0], value[1])
+        raise InvalidArchError(
+            f"NB101 spec must be an NB101Spec or an (adjacency, ops) pair, got {type(value).__name__}"
+        )
+
+    def key(self, arch: Any) -> str:
+        return self.coerce(arch).hash
+
+    def neighbours(self, arch: Any) -> list[NB101Spec]:
+        """Valid cells one edge toggle or one interior op change away, distinct by hash."""
+        spec = self.coerce(arch)
+        n = spec.num_vertices
+        seen = {spec.hash}
+        found: list[NB101Spec] = []
+
+        def offer(adjacency: Any, ops: Sequence[str]) -> None:
+            try:
+                candidate = NB101Spec(adjacency, tuple(ops)).pruned()
+            except InvalidArchError:
+                return
+            if candidate.hash not in seen:
+                seen.add(candidate.hash)
+                found.append(candidate)
+
+        for i in range(n):
+            for j in range(i + 1, n):
+                rows = [list(row) for row in spec.adjacency]
+                rows[i][j] = 1 - rows[i][j]
+                offer(rows, spec.ops)
+        for v in range(1, n - 1):
+            for op in NB101_OPS:
+                if op != spec.ops[v]:
+                    offer(spec.adjacency, spec.ops[:v] + (op,) + spec.ops[v + 1:])
+        return found
+
+    def build(self, arch: Any, num_classes: int, **options: Any) -> nn.Module:
+        return build_nb101(self.coerce(arch), num_classes=num_classes, **options)
+
+    def table_key(self, value: Any) -> str:
+        key = value
+        if isinstance(key, bytes):
+            key = key.decode("ascii", "replace")
+        elif not isinstance(key, str) and isinstance(getattr(key, "hash", None), str):
+            key = key.hash
+        if isinstance(key, str) and _HASH_PATTERN.match(key.strip().lower()):
+            return key.strip().lower()
+        if isinstance(key, (NB101Spec, tuple, list)) or (isinstance(key, str) and key.strip().startswith(("{", "["))):
+            return self.key(key)
+        raise UnknownNameError(
+            f"{str(value)[:80]!r} is not a NAS-Bench-101 architecture: use the 32-hex-digit module hash of a pruned cell"
+        )
+
+    def keys_from_columns(self, cells: Mapping[str, Sequence[str]], source: str) -> tuple[np.ndarray, dict[str, Any]]:
+        hashes = [h.strip().lower() for h in cells["hash"]]
+        bad = next((h for h in hashes if not _HASH_PATTERN.match(h)), None)
+        if bad is not None:
+            raise DataError(f"{source}: {bad!r} in column hash is not a 32-hex-digit NB101 module hash")
+        return np.array(hashes), {}
+
+    def arch_from_table(self, table: Any, row: int) -> NB101Spec:
+        return NB101Spec.from_arrays(*table.nb101_spec(table.row_keys[row]))
+

@@ -25,12 +25,16 @@ import itertools
 import operator
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.spaces.base import SearchSpace, SpaceProtocol
 
 __all__ = [
     "NB201_OPS",
@@ -46,6 +50,8 @@ __all__ = [
     "index_of",
     "build_nb201",
     "benchmark_param_count",
+    "canonical_arch_string",
+    "NB201Space",
 ]
 
 NB201_OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -85,7 +91,7 @@ def _show(text: str, limit: int = 120) -> str:
 class NB201Arch:
     """One NAS-Bench-201 cell: the op on each of the 6 edges, in :data:`NB201_EDGES` order."""
 
-    ops: tuple[str, str, str, str, str, str]
+    ops: tuple[str, ...]
 
     def __post_init__(self) -> None:
         ops = tuple(self.ops)
@@ -498,3 +504,127 @@ def benchmark_param_count(
     total += 2 * width  # head BN
     total += width * num_classes + num_classes  # classifier
     return total
+
+
+# ----------------------------------------------------------------------------------------------
+# The registered space
+# ----------------------------------------------------------------------------------------------
+
+
+def canonical_arch_string(text: str) -> str:
+    """``text`` without whitespace and with each node's edges ordered by source node.
+
+    Only normalises spelling so that equivalent strings name the same architecture; it does not
+    validate ops (:func:`parse_arch` does).
+    """
+    nodes = []
+    for node in "".join(text.split()).split("+"):
+        edges = [e for e in node.split("|") if e]
+        edges.sort(key=_edge_source)
+        nodes.append("|" + "|".join(edges) + "|")
+    return "+".join(nodes)
+
+
+def _edge_source(edge: str) -> tuple[int, str]:
+    source = edge.rsplit("~", 1)[-1]
+    return (int(source) if source.isdigit() else -1, edge)
+
+
+class NB201Space(SearchSpace):
+    """NAS-Bench-201 (SPEC §4.1): arch strings, op codes or official indices; results keyed by
+    the canonical arch string; benchmark tables keyed by the official index."""
+
+    name = "nb201"
+    title = "NAS-Bench-201"
+    protocol = SpaceProtocol(batch_size=None, seed=42, build_options={"variant": "study"})
+    table_key_columns = ("index", "arch_str")
+    default_targets = ("cifar10_valid_test",)
+    arch_help = f"an arch string {_ARCH_TEMPLATE}, 6 op-code digits ({_OP_LEGEND}) or an index"
+    # The largest cell: every edge a 3×3 convolution.
+    default_arch = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    table_source = (
+        "get NAS-Bench-201-v1_0-e61699.pth (github.com/D-X-Y/NAS-Bench-201) or the "
+        "NATS-tss-v1_0-3ffb9-simple folder (github.com/D-X-Y/NATS-Bench), or a CSV exported "
+        "from them with ntknas export-benchmark"
+    )
+
+    def parse(self, text: str) -> NB201Arch:
+        return parse_arch(text)
+
+    def coerce(self, value: object) -> NB201Arch:
+        return resolve_arch(value)  # type: ignore[arg-type]
+
+    def key(self, arch: NB201Arch) -> str:
+        return resolve_arch(arch).to_string()
+
+    def index(self, arch: NB201Arch) -> int:
+        return index_of(resolve_arch(arch))
+
+    def size(self) -> int:
+        return NB201_NUM_ARCHS
+
+    def arch_at(self, position: int) -> NB201Arch:
+        return arch_from_index(position)
+
+    def neighbours(self, arch: NB201Arch) -> list[NB201Arch]:
+        ops = resolve_arch(arch).ops
+        return [
+            NB201Arch(ops[:edge] + (op,) + ops[edge + 1:])
+            for edge in range(len(NB201_EDGES))
+            for op in NB201_OPS
+            if op != ops[edge]
+        ]
+
+    def build(self, arch: object, num_classes: int, **options: Any) -> nn.Module:
+        return build_nb201(arch, num_classes=num_classes, **options)  # type: ignore[arg-type]
+
+    def table_key(self, value: object) -> int:
+        """The official index of an index, digit string (read as an index), arch string (edges
+        in any order) or arch object."""
+        if isinstance(value, (bool, np.bool_)):
+            raise InvalidArchError(f"{value!r} is not a NAS-Bench-201 architecture")
+        if isinstance(value, (int, np.integer)):
+            return int(value)
+        if isinstance(value, NB201Arch):
+            return index_of(value)
+        if hasattr(value, "to_string"):
+            value = value.to_string()
+        if not isinstance(value, str):
+            raise InvalidArchError(f"{value!r} is not a NAS-Bench-201 architecture")
+        text = value.strip()
+        if re.fullmatch(r"[0-9]+", text):
+            return int(text)
+        try:
+            return index_of(parse_arch(text))
+        except InvalidArchError:
+            canonical = canonical_arch_string(text)
+            if canonical == text:
+                raise
+            return index_of(parse_arch(canonical))
+
+    def keys_from_columns(self, cells: Mapping[str, Sequence[str]], source: str) -> tuple[np.ndarray, dict[str, Any]]:
+        arch_strings = [s.strip() for s in cells["arch_str"]] if "arch_str" in cells else None
+        if arch_strings is not None and len(set(arch_strings)) != len(arch_strings):
+            raise DataError(f"{source} lists some arch_str twice: keep one row per architecture")
+        if "index" in cells:
+            keys = []
+            for cell in cells["index"]:
+                if not re.fullmatch(r"[0-9]+", cell.strip()):
+                    raise DataError(f"{source}: {cell!r} in column index is not a non-negative integer")
+                keys.append(int(cell.strip()))
+        else:
+            assert arch_strings is not None
+            try:
+                keys = [self.table_key(s) for s in arch_strings]
+            except InvalidArchError as error:
+                raise DataError(f"{source}: {error}") from None
+        indexes = np.array(keys, dtype=np.int64)
+        if len(np.unique(indexes)) != len(indexes):
+            raise DataError(f"{source} lists some index twice: keep one row per architecture")
+        return indexes, {"arch_strings": arch_strings}
+
+    def arch_from_table(self, table: Any, row: int) -> NB201Arch:
+        if table.arch_strings is not None:
+            return parse_arch(table.arch_strings[row])
+        return arch_from_index(int(table.row_keys[row]))
+

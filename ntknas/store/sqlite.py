@@ -200,7 +200,10 @@ class ResultStore:
             "SELECT item, space, arch, arch_index, train_epochs, accuracy, seconds, device, info "
             "FROM items ORDER BY created"
         )
-        return [ItemRecord(*row[:8], info=json.loads(row[8])) for row in rows]
+        return [
+            ItemRecord(item, space, arch, index, epochs, accuracy, seconds, device, json.loads(info))
+            for item, space, arch, index, epochs, accuracy, seconds, device, info in rows
+        ]
 
     # --- reading ------------------------------------------------------------------------
     def measurements(self, **where: Any) -> list[Measurement]:

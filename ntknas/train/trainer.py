@@ -24,8 +24,9 @@ import dataclasses
 import logging
 import math
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, ContextManager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -152,7 +153,7 @@ class Trainer:
         self.notes: list[str] = []
         self.net = net.to(self.device)
         if config.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last)
+            self.net = self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.train_set = train_set.to(self.device)
         # Labels are checked against the network's outputs on the first batch; reading the
         # maximum label here costs one synchronization for the trainer's lifetime.
@@ -184,7 +185,7 @@ class Trainer:
             return None
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
-    def _autocast(self) -> ContextManager[Any]:
+    def _autocast(self) -> AbstractContextManager[Any]:
         if self.amp_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)

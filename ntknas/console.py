@@ -1,0 +1,68 @@
+"""What the command line shows while a long run goes on: a bar with rate and ETA on a terminal,
+plain log lines otherwise. Library code reports through hooks and logging; only the CLI renders."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+
+class Progress:
+    """Renders a :data:`~ntknas.experiments.progress.ProgressHook`; ``enabled=None`` shows a bar
+    only when stderr is a terminal (plain lines every 30 s otherwise), ``False`` shows nothing."""
+
+    LOG_EVERY_SECONDS = 30.0
+
+    def __init__(self, unit: str, enabled: bool | None = None) -> None:
+        self.unit = unit
+        self.enabled = enabled
+        self.total = 0
+        self.count = 0
+        self.started = time.perf_counter()
+        self._last_log = self.started
+        self._bar: Any = None
+
+    def __call__(self, done: int, total: int, key: str) -> None:
+        if done == 0:
+            self._start(total)
+            return
+        while self.count < done:
+            self._advance(key)
+
+    def _start(self, total: int) -> None:
+        self.total, self.count = total, 0
+        self.started = self._last_log = time.perf_counter()
+        interactive = sys.stderr.isatty() if self.enabled is None else self.enabled
+        if interactive:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, unit=f" {self.unit}", dynamic_ncols=True, file=sys.stderr)
+        elif self.enabled is None:
+            print(f"measuring {total} {self.unit}", file=sys.stderr, flush=True)
+
+    def _advance(self, label: str) -> None:
+        self.count += 1
+        if self._bar is not None:
+            self._bar.set_postfix_str(label[:40], refresh=False)
+            self._bar.update(1)
+            if self.count >= self.total:
+                self._bar.close()
+            return
+        now = time.perf_counter()
+        if self.enabled is False or (now - self._last_log < self.LOG_EVERY_SECONDS and self.count < self.total):
+            return
+        self._last_log = now
+        elapsed = now - self.started
+        rate = self.count / elapsed if elapsed > 0 else 0.0
+        remaining = (self.total - self.count) / rate if rate > 0 else float("nan")
+        print(
+            f"{self.count}/{self.total} {self.unit} done, {rate:.3f} {self.unit}/s, "
+            f"elapsed {elapsed:.0f} s, ETA {remaining:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
