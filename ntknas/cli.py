@@ -45,7 +45,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-file", help=".npz with uint8 'images' (N,H,W,3) and int 'labels'")
     parser.add_argument("--batch-size", type=int, help="images in the batch (default: the study's, 256; 512 for ImageNet16-120; 64 for the built-in digits)")
     parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode (default train)")
-    parser.add_argument("--metrics", default="knas,tenas,fnorm,trace,lga", help="comma-separated metric names, or 'all'")
+    parser.add_argument("--metrics", help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga)")
     parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters (default: weights without the classifier)")
     parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant")
     parser.add_argument("--strategy", default="auto", help="kernel strategy: auto | per_sample | batched | loop")
@@ -69,7 +69,7 @@ def _run_score(args: argparse.Namespace) -> int:
         batch_file=args.batch_file,
         batch_size=args.batch_size,
         bn_mode=args.bn,
-        metrics=args.metrics,
+        **({} if args.metrics is None else {"metrics": args.metrics}),
         params=args.params,
         variant=args.variant,
         strategy=args.strategy,
@@ -117,7 +117,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-seed", type=int, help="model and data seed (default: the protocol's, 42)")
     parser.add_argument("--batch-size", type=int, help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)")
     parser.add_argument("--bn", default="train,eval", type=_csv_list, help="BatchNorm modes (default train,eval)")
-    parser.add_argument("--metrics", default="knas,tenas,fnorm,trace,lga", type=_csv_list, help="comma-separated metrics, or all")
+    parser.add_argument("--metrics", type=_csv_list, help="comma-separated metrics, or all (default: the study's knas,tenas,fnorm,trace,lga)")
     parser.add_argument("--train-epochs", default="0", type=_int_list, help="measure after these epoch counts, e.g. 0,1,3 (default 0)")
     parser.add_argument("--train-batch-size", type=int, default=1024, help="SGD batch size for --train-epochs (default 1024, the study's)")
     parser.add_argument("--out", required=True, help="run folder (results.sqlite, scores.csv, summary.json, summary.md, plots)")
@@ -145,7 +145,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
     config = CorrelateConfig(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
         target=args.target, archs=archs, sample=args.sample, sample_seed=args.seed,
-        batch_size=args.batch_size, bn_modes=args.bn, metrics=args.metrics,
+        batch_size=args.batch_size, bn_modes=args.bn, **({} if args.metrics is None else {"metrics": args.metrics}),
         train_epochs=args.train_epochs, out=args.out, device=args.device, protocol=args.protocol,
         seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
         chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,

@@ -117,6 +117,18 @@ def register_dataset(
     the normalization must be computed from the data (pass ``name`` then). ``needs_files=False``
     for a dataset that ships with a package, so that no ``--data-dir`` is asked for.
     """
+    _load_builtin_datasets()  # so that a user's dataset never collides with a builtin loaded later
+    _add_dataset(info, read, aliases=aliases, needs_files=needs_files, name=name)
+
+
+def _add_dataset(
+    info: DatasetInfo | Callable[[], DatasetInfo],
+    read: SplitReader,
+    *,
+    aliases: Sequence[str] = (),
+    needs_files: bool = True,
+    name: str | None = None,
+) -> None:
     describe = info if callable(info) else (lambda: info)
     canonical = name or (info.name if isinstance(info, DatasetInfo) else "")
     if not canonical:
@@ -140,16 +152,16 @@ def _registered(name: str) -> RegisteredDataset:
 
 
 def _load_builtin_datasets() -> None:
-    if not _DATASETS:
-        register_dataset(CIFAR10, lambda d, s: _read_cifar(CIFAR10, _folder(d), s), aliases=("cifar-10", "cifar_10"))
-        register_dataset(CIFAR100, lambda d, s: _read_cifar(CIFAR100, _folder(d), s), aliases=("cifar-100", "cifar_100"))
-        register_dataset(
-            IMAGENET16_120, lambda d, s: _read_imagenet16(_folder(d), s),
-            aliases=("imagenet16_120", "imagenet16"),
-        )
-        from ntknas.data.digits import DIGITS_NAME, digits_info, read_digits_split
+    if CIFAR10.name in _DATASETS:
+        return
+    _add_dataset(CIFAR10, lambda d, s: _read_cifar(CIFAR10, _folder(d), s), aliases=("cifar-10", "cifar_10"))
+    _add_dataset(CIFAR100, lambda d, s: _read_cifar(CIFAR100, _folder(d), s), aliases=("cifar-100", "cifar_100"))
+    _add_dataset(
+        IMAGENET16_120, lambda d, s: _read_imagenet16(_folder(d), s), aliases=("imagenet16_120", "imagenet16")
+    )
+    from ntknas.data.digits import DIGITS_NAME, digits_info, read_digits_split
 
-        register_dataset(digits_info, read_digits_split, needs_files=False, name=DIGITS_NAME)
+    _add_dataset(digits_info, read_digits_split, needs_files=False, name=DIGITS_NAME)
 
 
 def _folder(data_dir: Path | None) -> Path:

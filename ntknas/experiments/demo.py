@@ -21,6 +21,7 @@ from ntknas.data import ImageDataset, normalize
 from ntknas.experiments.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
 from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.selection import select_positions
+from ntknas.metrics import DEFAULT_METRICS
 from ntknas.spaces.nb201 import NB201_NUM_ARCHS, arch_from_index, build_nb201
 from ntknas.train import TrainConfig, Trainer
 
@@ -42,7 +43,7 @@ class DemoConfig:
     train_epochs: int = 12
     train_batch_size: int = 128
     model_seed: int = 42
-    metrics: tuple[str, ...] = ("knas", "tenas", "fnorm", "trace", "lga")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
 
 
 def evaluate_accuracy(net: torch.nn.Module, dataset: ImageDataset, batch_size: int = 512) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, nor
 from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
-from ntknas.metrics import get_metric
+from ntknas.metrics import DEFAULT_METRICS, get_metric
 from ntknas.spaces import build_network, get_space
 
 BUILTIN_BATCH_SIZE = 64
@@ -119,7 +120,7 @@ def score_architecture(
     batch_file: str | None = None,
     batch_size: int | None = None,
     bn_mode: str = "train",
-    metrics: str = "knas,tenas,fnorm,trace,lga",
+    metrics: str | Sequence[str] = DEFAULT_METRICS,
     params: str = "weights",
     variant: str = "study",
     strategy: str = "auto",

@@ -20,7 +20,7 @@ import math
 import os
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,9 @@ from ntknas.store import ResultStore
 
 log = logging.getLogger(__name__)
 
+_IDENTITY = {"identity": True}
+"""Field metadata: the setting is part of the run's identity (which stored results a rerun reuses)."""
+TRACKED_KERNEL = "full per-logit, eval BN, all parameters"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
 
@@ -124,10 +127,16 @@ class TrackArch:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """Settings of a track run (SPEC §3.3). The defaults are the study's."""
+    """Settings of a track run (SPEC §3.3). The defaults are the study's. Fields marked identity
+    make up :meth:`store_settings`; neither the architecture selection nor the number of epochs
+    is among them, so a rerun may add architectures or train the same ones longer.
 
-    space: str = "nb201"
-    dataset: str = "cifar10"
+    Seeds: ``sample_seed`` draws ``--sample`` (CLI ``--seed``); ``model_seed`` seeds the network
+    and its training (CLI ``--model-seed``); ``data_seed`` draws the label-sorted batch.
+    """
+
+    space: str = field(default="nb201", metadata=_IDENTITY)
+    dataset: str = field(default="cifar10", metadata=_IDENTITY)
     data_dir: str | None = None
     benchmark: str | None = None
     target: str | None = None
@@ -136,15 +145,15 @@ class TrackConfig:
     sample: int | None = None
     sample_seed: int = 42
     epochs: int = 100
-    every: int = 1
-    samples: int = 1
+    every: int = field(default=1, metadata=_IDENTITY)
+    samples: int = field(default=1, metadata=_IDENTITY)
     out: str = "runs/track"
     device: str = "cpu"
-    variant: str = "study"
-    network_options: dict[str, Any] = field(default_factory=dict)
-    train_batch_size: int = 1024
-    model_seed: int = 42
-    data_seed: int = 42
+    variant: str = field(default="study", metadata=_IDENTITY)
+    network_options: dict[str, Any] = field(default_factory=dict, metadata=_IDENTITY)
+    train_batch_size: int = field(default=1024, metadata=_IDENTITY)
+    model_seed: int = field(default=42, metadata=_IDENTITY)
+    data_seed: int = field(default=42, metadata=_IDENTITY)
     strategy: str = "batched"
     chunk_size: int | None = None
     force: bool = False
@@ -177,17 +186,10 @@ class TrackConfig:
         return sorted(set(range(0, self.epochs + 1, self.every)) | {self.epochs})
 
     def store_settings(self) -> dict[str, Any]:
-        """What must match for two commands to share a run folder.
-
-        Neither the architecture selection nor the number of epochs is part of it: a rerun may
-        add architectures or train the same ones longer.
-        """
-        return {
-            "space": self.space, "dataset": dataset_info(self.dataset).name, "every": self.every,
-            "samples": self.samples, "model_seed": self.model_seed, "data_seed": self.data_seed,
-            "variant": self.variant, "network_options": self.network_options,
-            "train_batch_size": self.train_batch_size, "kernel": "full per-logit, eval BN, all parameters",
-        }
+        """What must match for two commands to share a run folder: the identity fields (the
+        dataset by its canonical name) and the kernel that is tracked."""
+        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("identity")}
+        return settings | {"dataset": dataset_info(self.dataset).name, "kernel": TRACKED_KERNEL}
 
 
 def select_track_archs(config: TrackConfig) -> list[TrackArch]:
