@@ -53,6 +53,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=42, help="model and data seed (default 42, the study's)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_init_options(parser)
     parser.set_defaults(handler=_run_score)
 
 
@@ -76,12 +77,29 @@ def _run_score(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         seed=args.seed,
         device=args.device,
+        init=args.init,
+        bias_init=args.bias_init,
     )
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
     else:
         print(outcome.as_text())
     return 0
+
+
+INIT_HELP = (
+    "weight initialization after construction: study (default: NB101 re-initialized as the study "
+    "did, NB201 and custom keep PyTorch's) | default (PyTorch's) | xavier | kaiming | zero "
+    "(conv and linear weights)"
+)
+BIAS_INIT_HELP = "conv and linear biases: default (as --init leaves them) | zero"
+
+
+def _add_init_options(parser: argparse.ArgumentParser) -> None:
+    from ntknas.spaces.init import BIAS_INITS, WEIGHT_INITS
+
+    parser.add_argument("--init", default="study", choices=WEIGHT_INITS, help=INIT_HELP)
+    parser.add_argument("--bias-init", default="default", choices=BIAS_INITS, help=BIAS_INIT_HELP)
 
 
 def _csv_list(text: str) -> tuple[str, ...]:
@@ -111,7 +129,8 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--benchmark", help="ground truth: NB201 CSV/.pth (NATS tss) or NB101 table (.npz/.csv)")
     parser.add_argument("--target", help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--archs", default=None, help="architectures: START:STOP, a list 5,17,300, or all (default 0:1000)")
+    which.add_argument("--archs", default=None, help="architectures: START:STOP, a list 5,17,300, or all (default 0:1000; with --archs-file: all of the file)")
+    parser.add_argument("--archs-file", help="measure the architectures FILE lists, in its order: one NB201 index/arch string/op codes or NB101 hash per line, or the study's NB101 all_graphs.json; --archs and --sample then choose from that order")
     parser.add_argument("--sample", type=int, help="measure a seeded random sample of N architectures (from --archs, or all)")
     parser.add_argument("--seed", type=int, default=0, help="seed of --sample (default 0)")
     parser.add_argument("--model-seed", type=int, help="model and data seed (default: the protocol's, 42)")
@@ -133,6 +152,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far")
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs (rerun to continue)")
+    _add_init_options(parser)
     parser.set_defaults(handler=_run_correlate)
 
 
@@ -140,7 +160,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
     from ntknas.experiments.correlate import CorrelateConfig, run_correlate
 
     archs = args.archs
-    if archs is None and args.sample is None:
+    if archs is None and args.sample is None and args.archs_file is None:
         archs = "0:1000"
     config = CorrelateConfig(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
@@ -150,7 +170,8 @@ def _run_correlate(args: argparse.Namespace) -> int:
         seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
         chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
         train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
-        workers=args.workers, time_budget=args.time_budget,
+        workers=args.workers, time_budget=args.time_budget, init=args.init, bias_init=args.bias_init,
+        archs_file=args.archs_file,
     )
     progress = Progress("archs", enabled=False if args.no_progress else None)
     outcome = run_correlate(config, on_progress=progress, command_line=args.command_line)
@@ -192,19 +213,30 @@ def _run_demo(args: argparse.Namespace) -> int:
 def _add_export_benchmark(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "export-benchmark",
-        help="write the compact ground-truth CSV from an official NAS-Bench-201 / NATS-Bench file",
-        description="Load the official benchmark file once (slow, GBs) and write the compact CSV that --benchmark reads fast.",
+        help="write the compact ground-truth table from an official NAS-Bench-201 / NATS-Bench / NAS-Bench-101 file",
+        description=(
+            "Load the official benchmark file once (slow) and write the compact table that --benchmark "
+            "reads fast: a CSV from an NB201/NATS-Bench file, an .npz (every target column) from "
+            "NAS-Bench-101's nasbench_only108.tfrecord."
+        ),
     )
-    parser.add_argument("official", help="NAS-Bench-201-v1_0-e61699.pth, NAS-Bench-201-v1_1-096897.pth or a NATS-tss file")
-    parser.add_argument("--out", required=True, help="CSV to write")
-    parser.add_argument("--hp", default="200", choices=["12", "200"], help="training schedule (default 200 epochs)")
+    parser.add_argument("official", help="NAS-Bench-201-v1_0-e61699.pth, NAS-Bench-201-v1_1-096897.pth, a NATS-tss file, or nasbench_only108.tfrecord")
+    parser.add_argument("--out", required=True, help="CSV (NB201) or .npz (NB101) to write")
+    parser.add_argument("--hp", default="200", choices=["12", "200"], help="NB201 training schedule (default 200 epochs)")
     parser.set_defaults(handler=_run_export_benchmark)
 
 
 def _run_export_benchmark(args: argparse.Namespace) -> int:
-    from ntknas.groundtruth.official import export_benchmark_csv
+    from pathlib import Path
 
-    path = export_benchmark_csv(args.official, args.out, hp=args.hp)
+    if Path(args.official).suffix.lower() == ".tfrecord":
+        from ntknas.groundtruth.nb101_tfrecord import export_nb101_npz
+
+        path = export_nb101_npz(args.official, args.out)
+    else:
+        from ntknas.groundtruth.official import export_benchmark_csv
+
+        path = export_benchmark_csv(args.official, args.out, hp=args.hp)
     print(f"wrote {path}")
     return 0
 
@@ -226,6 +258,7 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--archs", help="NB201 indices, ranges START:STOP, 6-digit op codes or arch strings, comma-separated, e.g. 6111,1")
     which.add_argument("--band", help="COLUMN:LOW:HIGH: architectures whose --benchmark column lies in [LOW, HIGH], e.g. cifar10_test:92.4:92.9")
+    which.add_argument("--archs-file", help="the NB201 architectures FILE lists, one index/arch string/op codes per line, in its order")
     parser.add_argument("--sample", type=int, help="track a seeded random sample of K architectures of --band (or --archs, or all)")
     parser.add_argument("--seed", type=int, default=42, help="seed of --sample (default 42)")
     parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
@@ -235,6 +268,7 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--epochs", type=int, default=100, help="training epochs (default 100, the study's)")
     parser.add_argument("--every", type=int, default=1, help="measure the kernel every k epochs (default 1)")
     parser.add_argument("--samples", type=int, default=1, help="images in the kernel (default 1: a C×C kernel)")
+    parser.add_argument("--forward", default="per-image", choices=["per-image", "batch"], help="with --samples > 1: each image's Jacobian from its own forward pass (per-image, the study's; default) or one forward of all images (batch; batch-statistics BatchNorm then couples them)")
     parser.add_argument("--out", required=True, help="run folder (results.sqlite, track.csv, plots, checkpoints/)")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--train-batch-size", type=int, default=1024, help="SGD batch size (default 1024, the study's)")
@@ -247,6 +281,7 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--workers", type=int, default=1, help="architectures tracked at once in worker processes sharing the device (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress lines")
+    _add_init_options(parser)
     parser.set_defaults(handler=_run_track)
 
 
@@ -266,6 +301,7 @@ def _run_track(args: argparse.Namespace) -> int:
         variant=args.variant, network_options=options, train_batch_size=args.train_batch_size,
         model_seed=args.model_seed, strategy=args.strategy, chunk_size=args.chunk_size, force=args.force,
         workers=args.workers,
+        init=args.init, bias_init=args.bias_init, archs_file=args.archs_file, forward=args.forward,
     )
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)

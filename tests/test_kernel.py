@@ -206,3 +206,50 @@ def test_full_width_nb201_cell_matches_reference():
     inputs = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     kernel = empirical_ntk(make(), inputs, bn_mode="train")
     assert relative_error(kernel, reference_ntk(make(), inputs, "train")) < 1e-5
+
+
+# ------------------------------------------------------------------- per-image forward (tracking)
+
+
+def _per_logit_jacobian_alone(net: nn.Module, image: torch.Tensor) -> torch.Tensor:
+    """J_i [C, P] of one image from a forward pass of that image alone, backward per logit."""
+    net.eval()
+    outputs = net(image.unsqueeze(0))[0]
+    rows = []
+    for c in range(outputs.shape[0]):
+        net.zero_grad(set_to_none=False)
+        outputs[c].backward(retain_graph=True)
+        rows.append(torch.cat([p.grad.detach().reshape(-1).clone() for p in net.parameters()]))
+    return torch.stack(rows).double()
+
+
+@pytest.mark.parametrize("strategy", ["batched", "loop"])
+def test_per_image_forward_assembles_independent_single_image_blocks(strategy):
+    """Θ's block (i, j) is J_i J_jᵀ with every J_i from its own forward pass (the study cells'
+    BatchNorm keeps no running statistics, so a joint forward would couple the images)."""
+    net = _tiny(track=False)
+    images = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(4))
+    theta = full_ntk(net, images, forward="per-image", strategy=strategy)
+    jacobians = [_per_logit_jacobian_alone(_tiny(track=False), image) for image in images]
+    classes = jacobians[0].shape[0]
+    expected = torch.zeros(3 * classes, 3 * classes, dtype=torch.float64)
+    for i in range(3):
+        for j in range(3):
+            expected[i * classes:(i + 1) * classes, j * classes:(j + 1) * classes] = jacobians[i] @ jacobians[j].T
+    assert theta.shape == (15, 15)
+    assert relative_error(theta, expected) < 1e-5
+    # a joint forward couples the images: a different kernel
+    assert relative_error(full_ntk(net, images, forward="batch", strategy=strategy), expected) > 1e-2
+
+
+def test_per_image_equals_batch_for_one_image_and_for_independent_samples():
+    net = _tiny(track=False)
+    image = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(full_ntk(net, image, forward="per-image"), full_ntk(net, image, forward="batch"))
+    independent = _tiny(track=True)  # eval mode with running statistics: samples do not interact
+    images = torch.randn(3, 3, 8, 8, generator=torch.Generator().manual_seed(6))
+    assert relative_error(
+        full_ntk(independent, images, forward="per-image"), full_ntk(independent, images, forward="batch")
+    ) < 1e-6
+    with pytest.raises(NtknasError, match="unknown forward mode 'joint'"):
+        full_ntk(net, image, forward="joint")

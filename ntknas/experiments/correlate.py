@@ -29,6 +29,7 @@ from ntknas.kernel import BN_MODES
 from ntknas.metrics import DEFAULT_METRICS, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
 from ntknas.spaces import get_space
+from ntknas.spaces.init import INIT_SPACES, InitScheme, init_identity, initialize
 from ntknas.store import ItemRecord, Measurement, ResultStore, TrainingRecord
 from ntknas.train import TrainConfig, Trainer, TrainingDivergedError
 
@@ -88,6 +89,9 @@ class CorrelateConfig:
     summary_only: bool = False
     workers: int = 1
     time_budget: float | None = None
+    init: str = "study"
+    bias_init: str = "default"
+    archs_file: str | None = None
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
@@ -106,6 +110,7 @@ class CorrelateConfig:
             raise NtknasError(f"--workers must be at least 1, got {self.workers}")
         if self.time_budget is not None and self.time_budget < 0:
             raise NtknasError(f"--time-budget must be a number of seconds >= 0, got {self.time_budget:g}")
+        InitScheme(self.init, self.bias_init)  # refuse unknown names before any work
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
         return CorrelateConfig(
             **{
@@ -127,18 +132,30 @@ class CorrelateConfig:
         return "train_augmented" if self.train_epochs == (0,) else "test_first"
 
     @property
+    def init_identity(self) -> str | None:
+        """The effective initialization's name, None for PyTorch's (see :func:`init_identity`)."""
+        return init_identity(self.space, self.init, self.bias_init)
+
+    @property
     def protocol_tag(self) -> str:
-        options = json.dumps(
-            {"variant": self.variant, "params": self.params, "stem": self.nb101_stem_channels,
-             "net": self.network_options, "train_batch": self.train_batch_size},
-            sort_keys=True,
-        )
+        tagged: dict[str, Any] = {
+            "variant": self.variant, "params": self.params, "stem": self.nb101_stem_channels,
+            "net": self.network_options, "train_batch": self.train_batch_size,
+        }
+        if self.init_identity is not None:  # absent for PyTorch's: older run folders stay valid
+            tagged["init"] = self.init_identity
+        options = json.dumps(tagged, sort_keys=True)
         digest = hashlib.sha1(options.encode()).hexdigest()[:8]
         return f"{self.protocol}/{self.measured_on}/{digest}"
 
     def store_settings(self) -> dict[str, Any]:
-        """What must match for two commands to share a run folder: the identity fields."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata.get("identity")}
+        """What must match for two commands to share a run folder: the identity fields, and the
+        initialization when it is not PyTorch's (what every folder written before ``--init``
+        existed holds, so those folders keep their identity)."""
+        settings = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata.get("identity")}
+        if self.init_identity is not None:
+            settings["init"] = self.init_identity
+        return settings
 
     def summary_spec(self) -> SummarySpec:
         """The settings as the report needs them (the report imports no experiment code)."""
@@ -149,6 +166,7 @@ class CorrelateConfig:
             params=self.params, benchmark=self.benchmark, target=self.target, metrics=tuple(self.metrics),
             bn_modes=tuple(self.bn_modes), train_epochs=tuple(self.train_epochs),
             directions={m: get_metric(m).higher_is_better for m in self.metrics},
+            initialization=self.init_identity or "PyTorch default",
         )
 
 
@@ -184,7 +202,11 @@ class MeasurementBatch:
 
 
 def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
-    """The architectures of ``--archs``/``--sample`` with their accuracy from ``--benchmark``."""
+    """The architectures of ``--archs``/``--sample`` with their accuracy from ``--benchmark``.
+
+    Positions index the benchmark's order, or with ``--archs-file`` the file's order.
+    """
+    from ntknas.experiments.archs_file import ListedArch, check_known, read_archs_file
     from ntknas.experiments.selection import select_positions, take
     from ntknas.groundtruth import load_benchmark
 
@@ -193,14 +215,23 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
             "correlate needs --benchmark: a NAS-Bench-201 CSV/.pth or a NAS-Bench-101 table "
             "(see the README's 'Data' section for where to get them)"
         )
+    listed: list[ListedArch] | None = None
+    if config.archs_file:  # read first: a malformed file is reported before a slow benchmark load
+        listed = read_archs_file(config.archs_file, config.space)
     benchmark = load_benchmark(config.benchmark, config.space, config.target)
     space = get_space(config.space)
-    keys = benchmark.keys()
+    if listed is not None:
+        check_known(listed, benchmark.row_keys, str(config.archs_file), benchmark.source)
+        keys: list[Any] = [arch.key for arch in listed]
+    else:
+        keys = benchmark.keys()
     positions = select_positions(len(keys), config.archs, config.sample, config.sample_seed)
     entries = []
     for position, key in zip(positions, take(keys, positions)):
         accuracy = benchmark.accuracy(key) if key in benchmark else None
-        arch = benchmark.arch(key)
+        drawn = listed[position].nb101_spec(str(config.archs_file)) if listed is not None else None
+        # A cell listed with its own drawing (all_graphs.json) is built as drawn, as the study did.
+        arch = space.coerce(drawn) if drawn is not None else benchmark.arch(key)
         index = space.index(arch)
         entries.append(ArchEntry(space.key(arch), position if index is None else index, arch, accuracy))
     return entries
@@ -210,9 +241,10 @@ def build_options(config: CorrelateConfig) -> dict[str, Any]:
     """The options the run's space builds its networks with: the space's defaults, the CLI's
     ``--variant`` / ``--nb101-stem-channels`` where the space takes them, ``network_options``."""
     space = get_space(config.space)
-    return space.options_with(variant=config.variant, stem_channels=config.nb101_stem_channels) | dict(
-        config.network_options
-    )
+    options = space.options_with(variant=config.variant, stem_channels=config.nb101_stem_channels)
+    if space.name in INIT_SPACES:
+        options |= {"init": config.init, "bias_init": config.bias_init}
+    return options | dict(config.network_options)
 
 
 def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[ArchEntry], torch.nn.Module]:
@@ -220,7 +252,10 @@ def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[Arch
     options = build_options(config)
 
     def build(entry: ArchEntry) -> torch.nn.Module:
-        return space.build(entry.build, num_classes, **options)
+        network = space.build(entry.build, num_classes, **options)
+        if space.name not in INIT_SPACES:  # a user's space: initialized here, after its builder
+            initialize(network, space.name, config.init, config.bias_init)
+        return network
 
     return build
 

@@ -17,6 +17,7 @@ from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
 from ntknas.metrics import DEFAULT_METRICS, get_metric
 from ntknas.spaces import build_network, get_space
+from ntknas.spaces.init import INIT_SPACES, initialize
 
 BUILTIN_BATCH_SIZE = 64
 
@@ -127,6 +128,8 @@ def score_architecture(
     chunk_size: int | None = None,
     seed: int = 42,
     device: str = "cpu",
+    init: str = "study",
+    bias_init: str = "default",
 ) -> ScoreOutcome:
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
@@ -151,8 +154,14 @@ def score_architecture(
     if inputs.shape[0] < 2:
         raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
     torch.manual_seed(seed)
-    options = get_space(space).options_with(variant=variant)
-    net = build_network(space, build_arg, num_classes, **options).to(target_device)
+    measured_space = get_space(space)
+    options = measured_space.options_with(variant=variant)
+    if measured_space.name in INIT_SPACES:
+        options |= {"init": init, "bias_init": bias_init}
+    net = build_network(space, build_arg, num_classes, **options)
+    if measured_space.name not in INIT_SPACES:  # a user's space: initialized after its builder
+        initialize(net, measured_space.name, init, bias_init)
+    net = net.to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     started = time.perf_counter()
     run = run_metrics(net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size)

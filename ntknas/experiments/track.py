@@ -3,7 +3,10 @@
 For every architecture: build the network under the model seed, compute the full per-logit NTK
 Θ_0 (eval mode, all parameters) of the first S images of the label-sorted training batch, train
 with the §3.2 recipe, and after every ``every`` epochs compute Θ_t on the same images and record
-its distance to Θ_0 next to the training loss/accuracy and the parameter norm.
+its distance to Θ_0 next to the training loss/accuracy and the parameter norm. With S > 1 each
+image's Jacobian comes from its own forward pass by default (``forward="per-image"``, the
+study's), since the study cells' BatchNorm keeps no running statistics and a joint forward would
+couple the images.
 
 Resuming: after each measured epoch the rows are committed to the store and then the trainer's
 state and Θ_0 are written to ``RUN_DIR/checkpoints/`` (temporary file + ``os.replace``). A kill
@@ -36,6 +39,7 @@ from ntknas.experiments.selection import parse_positions
 from ntknas.kernel.distances import kernel_distances
 from ntknas.report.tracking import ARCHS_META
 from ntknas.spaces import SearchSpace, build_network, get_space
+from ntknas.spaces.init import INIT_SPACES, init_identity, initialize
 from ntknas.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -158,10 +162,15 @@ class TrackConfig:
     chunk_size: int | None = None
     force: bool = False
     workers: int = 1
+    init: str = "study"
+    bias_init: str = "default"
+    archs_file: str | None = None
+    forward: str = "per-image"
 
     def check(self) -> None:
         """Refuse settings that cannot describe a tracking run, with one-line errors."""
-        from ntknas.kernel.ntk import STRATEGIES
+        from ntknas.kernel.ntk import FORWARDS, STRATEGIES
+        from ntknas.spaces.init import InitScheme
 
         if get_space(self.space).size() is None:
             raise UnknownNameError(
@@ -171,6 +180,9 @@ class TrackConfig:
             raise NtknasError(f"--workers must be a positive integer, got {self.workers!r}")
         if self.strategy not in STRATEGIES:
             raise UnknownNameError(f"unknown kernel strategy {self.strategy!r}: use batched or loop")
+        if self.forward not in FORWARDS:
+            raise UnknownNameError(f"unknown --forward {self.forward!r}: use per-image or batch")
+        InitScheme(self.init, self.bias_init)
         if self.chunk_size is not None and self.chunk_size < 1:
             raise NtknasError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
         for name, minimum in (("epochs", 0), ("every", 1), ("samples", 1), ("train_batch_size", 1)):
@@ -189,17 +201,28 @@ class TrackConfig:
         """What must match for two commands to share a run folder: the identity fields (the
         dataset by its canonical name) and the kernel that is tracked."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("identity")}
-        return settings | {"dataset": dataset_info(self.dataset).name, "kernel": TRACKED_KERNEL}
+        settings |= {"dataset": dataset_info(self.dataset).name, "kernel": TRACKED_KERNEL}
+        # Named only where they change the kernel, so folders written before the options existed
+        # keep their identity: with one image both forward modes are one kernel, and every older
+        # folder was measured with PyTorch's initialization.
+        if self.samples > 1:
+            settings["forward"] = self.forward
+        initialization = init_identity(self.space, self.init, self.bias_init)
+        if initialization is not None:
+            settings["init"] = initialization
+        return settings
 
 
 def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     """The architectures of ``--archs`` or ``--band`` (optionally a seeded ``--sample``), with accuracies."""
     config.check()
     space = get_space(config.space)
-    if config.archs is None and config.band is None and config.sample is None:
-        raise InvalidArchError("track needs --archs (e.g. 6111,1) or --band COLUMN:LOW:HIGH with --sample K")
-    if config.archs is not None and config.band is not None:
-        raise InvalidArchError("--archs and --band both given: choose the architectures one way")
+    if config.archs is None and config.band is None and config.sample is None and config.archs_file is None:
+        raise InvalidArchError(
+            "track needs --archs (e.g. 6111,1), --archs-file FILE or --band COLUMN:LOW:HIGH with --sample K"
+        )
+    if sum(choice is not None for choice in (config.archs, config.band, config.archs_file)) > 1:
+        raise InvalidArchError("--archs, --archs-file and --band: choose the architectures one way")
     if config.band is not None:
         parse_band(config.band)  # a malformed band is reported before the benchmark is read
         if not config.benchmark:
@@ -230,6 +253,11 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     elif config.archs is not None:
         archs = parse_arch_list(config.archs, space)
         where = "--archs"
+    elif config.archs_file is not None:
+        from ntknas.experiments.archs_file import read_archs_file
+
+        archs = [space.coerce(listed.key) for listed in read_archs_file(config.archs_file, space.name)]
+        where = f"--archs-file {config.archs_file}"
     else:
         archs = list(space.archs())
         where = space.title
@@ -253,7 +281,11 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
 
 def track_build_options(config: TrackConfig) -> dict[str, Any]:
     """The space's build options with ``--variant`` where the space takes it, and ``network_options``."""
-    return get_space(config.space).options_with(variant=config.variant) | dict(config.network_options)
+    space = get_space(config.space)
+    options = space.options_with(variant=config.variant)
+    if space.name in INIT_SPACES:
+        options |= {"init": config.init, "bias_init": config.bias_init}
+    return options | dict(config.network_options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -302,7 +334,7 @@ def run_track(
         store.set_meta("last_command", command_line or "")
         store.set_meta("environment", environment(device))
         store.set_meta("track_selection", {
-            "archs": config.archs, "band": config.band, "sample": config.sample,
+            "archs": config.archs, "archs_file": config.archs_file, "band": config.band, "sample": config.sample,
             "sample_seed": config.sample_seed, "benchmark": config.benchmark, "epochs": config.epochs,
         })
         _register(store, entries)
@@ -493,14 +525,18 @@ def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> 
 
     config, entry, device = context.config, task.entry, torch.device(context.device)
     torch.manual_seed(config.model_seed)
-    net = build_network(
-        config.space, entry.key, context.train_set.info.num_classes, **track_build_options(config)
-    ).to(device)
+    net = build_network(config.space, entry.key, context.train_set.info.num_classes, **track_build_options(config))
+    if get_space(config.space).name not in INIT_SPACES:  # a user's space: initialized after its builder
+        initialize(net, config.space, config.init, config.bias_init)
+    net = net.to(device)
     trainer = Trainer(net, context.train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
 
     def kernel() -> tuple[torch.Tensor, float]:
         begin = time.perf_counter()
-        theta = full_ntk(net, context.inputs, bn_mode="eval", params="all", chunk_size=config.chunk_size, strategy=config.strategy)
+        theta = full_ntk(
+            net, context.inputs, bn_mode="eval", params="all", chunk_size=config.chunk_size,
+            strategy=config.strategy, forward=config.forward,
+        )
         return theta, time.perf_counter() - begin
 
     def checkpoint(theta_0: torch.Tensor) -> dict[str, Any]:

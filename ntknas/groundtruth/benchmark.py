@@ -9,11 +9,17 @@
   :func:`ntknas.groundtruth.official.export_benchmark_csv`;
 * the compact NAS-Bench-101 table ``.npz`` (``hash``, ``adjacency`` [N,7,7], ``ops`` [N,7]
   int codes, ``num_vertices`` and accuracy columns);
+* the official NAS-Bench-101 ``nasbench_only108.tfrecord``, through
+  :mod:`ntknas.groundtruth.nb101_tfrecord` (targets ``test_max`` — the study's, and the default —
+  ``test_mean``, ``test_run0..2``, ``valid_max``, ``valid_mean``, ``valid_run0..2``,
+  ``train_mean``, ``params``, ``train_seconds``; about a minute for the 500 MB file: export an
+  .npz once with :func:`~ntknas.groundtruth.nb101_tfrecord.export_nb101_npz`);
 * an official NAS-Bench-201 ``.pth`` or NATS-Bench tss file/folder, through
   :mod:`ntknas.groundtruth.official` (slow for the multi-GB files: export a CSV once).
 
 Units: NAS-Bench-201 accuracies are percent, exposed as stored. NAS-Bench-101 accuracy columns
-(a name containing ``acc``) whose values all lie in [0, 1] are fractions and are exposed
+(a name containing ``acc``, or one of the official file's ``test_*`` / ``valid_*`` /
+``train_mean`` targets) whose values all lie in [0, 1] are fractions and are exposed
 multiplied by 100, so every accuracy a :class:`Benchmark` returns is in percent; the scaled
 columns are listed in :attr:`Benchmark.fraction_columns`. Other numeric columns (``params_mb``,
 ``flops``) are targets too (useful baselines) and are never scaled.
@@ -56,6 +62,8 @@ NB101_OP_CODES: dict[int, str] = dict(NPZ_OP_CODES)
 NB101_PADDING = NPZ_PADDING
 
 _HEX_RUN = re.compile(rb"[0-9a-f]*")
+# The official NB101 file's accuracy targets (nb101_tfrecord.TARGET_COLUMNS without params/time).
+_NB101_ACCURACY = re.compile(r"^(test|valid)_(max|mean|run\d+)$|^train_mean$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,11 +275,12 @@ def load_benchmark(path: str | os.PathLike[str], space: str, target: str | None 
     """Load a benchmark table and select a target column.
 
     Args:
-        path: a ``.csv``, an NB101 ``.npz``, or an official NB201 ``.pth`` / NATS-Bench tss
-            ``.pickle.pbz2`` / NATS-Bench folder.
+        path: a ``.csv``, an NB101 ``.npz``, the official NB101 ``.tfrecord``, or an official
+            NB201 ``.pth`` / NATS-Bench tss ``.pickle.pbz2`` / NATS-Bench folder.
         space: ``"nb201"`` or ``"nb101"``; must match the file.
-        target: the column to use; default ``cifar10_valid_test`` (NB201) or
-            ``test_acc_seed0`` (NB101) when present, else the only target column.
+        target: the column to use; default ``cifar10_valid_test`` (NB201), or for NB101
+            ``test_max`` (official file and tables exported from it) or ``test_acc_seed0``
+            (the shared table), whichever is present; else the only target column.
 
     Raises:
         DataError: missing, unreadable or corrupt file, or a file of the other space.
@@ -287,6 +296,8 @@ def load_benchmark(path: str | os.PathLike[str], space: str, target: str | None 
         bench = _load_csv(p, space, target)
     elif p.suffix.lower() == ".npz":
         bench = _load_npz(p, space, target)
+    elif p.suffix.lower() == ".tfrecord":
+        bench = _load_tfrecord(p, space, target)
     elif official.is_official_path(p):
         if space != NB201:
             raise DataError(
@@ -304,8 +315,8 @@ def load_benchmark(path: str | os.PathLike[str], space: str, target: str | None 
         )
     else:
         raise DataError(
-            f"unsupported benchmark file type {p.name!r}: use a .csv, an NB101 .npz, an official "
-            ".pth / .pickle.pbz2 or a NATS-Bench folder"
+            f"unsupported benchmark file type {p.name!r}: use a .csv, an NB101 .npz or .tfrecord, "
+            "an official .pth / .pickle.pbz2 or a NATS-Bench folder"
         )
     return bench
 
@@ -347,7 +358,8 @@ def _fractions_to_percent(columns: dict[str, np.ndarray]) -> tuple[dict[str, np.
     scaled = []
     for name, values in columns.items():
         finite = values[np.isfinite(values)]
-        if "acc" in name.lower() and finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
+        accuracy = "acc" in name.lower() or _NB101_ACCURACY.match(name) is not None
+        if accuracy and finite.size and finite.min() >= 0.0 and finite.max() <= 1.0:
             out[name] = values * 100.0
             scaled.append(name)
         else:
@@ -514,6 +526,30 @@ def _load_npz(path: Path, space: str, target: str | None) -> Benchmark:
         op_codes=op_codes,
         num_vertices=num_vertices,
         op_legend=legend,
+    )
+
+
+# ---------------------------------------------------------------- official NB101 TFRecord
+
+
+def _load_tfrecord(path: Path, space: str, target: str | None) -> Benchmark:
+    from ntknas.groundtruth.nb101_tfrecord import read_nb101_tfrecord
+
+    if space != NB101:
+        raise DataError(
+            f"{path} is a .tfrecord, the official NAS-Bench-101 format, but space {space!r} was "
+            "asked: use space='nb101'"
+        )
+    results = read_nb101_tfrecord(path)
+    return _build(
+        space,
+        str(path),
+        target,
+        row_keys=results.hashes,
+        columns=results.columns,
+        adjacency=results.adjacency,
+        op_codes=results.op_codes,
+        num_vertices=results.num_vertices,
     )
 
 

@@ -2,6 +2,7 @@
 
 from ntknas.kernel.modes import BN_MODES, check_bn_mode, couples_samples, kernel_mode, uses_batch_statistics
 from ntknas.kernel.ntk import (
+    FORWARDS,
     STRATEGIES,
     NTKResult,
     all_logits,
@@ -16,6 +17,7 @@ from ntknas.kernel.params import PARAMETER_SETS, classifier_name, select_paramet
 
 __all__ = [
     "BN_MODES",
+    "FORWARDS",
     "check_bn_mode",
     "PARAMETER_SETS",
     "STRATEGIES",

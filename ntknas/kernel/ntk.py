@@ -48,6 +48,9 @@ from ntknas.kernel.params import select_parameters
 from ntknas.kernel.precision import ieee_float32
 
 STRATEGIES = ("auto", "per_sample", "batched", "loop", "adaptive")
+FORWARDS = ("batch", "per-image")
+"""How the samples reach the network: all in one forward pass (``batch``; batch-statistics
+BatchNorm then couples them), or each image in a forward pass of its own (``per-image``)."""
 
 # Rows of J per vectorized backward when no chunk size is given: enough to keep a GPU busy,
 # bounded so that a 256-sample batch does not hold 256 copies of every activation at once.
@@ -107,27 +110,32 @@ def compute_ntk(
     chunk_size: int | None = None,
     strategy: str = "auto",
     reduction: OutputReduction = summed_logits,
+    forward: str = "batch",
 ) -> NTKResult:
     """Compute K = J Jᵀ exactly and report the strategy used.
 
+    ``forward="per-image"`` computes each image's rows of J with a forward pass of that image
+    alone (the study's kernel tracking with several images), so no sample sees another through
+    batch statistics; ``"batch"`` (default) runs the whole batch at once (SPEC §1).
     The network is left as it was: its modes and running statistics are restored.
     """
     if chunk_size is not None and chunk_size < 1:
         raise NtknasError(f"chunk_size must be a positive integer, got {chunk_size}")
+    if forward not in FORWARDS:
+        raise UnknownNameError(f"unknown forward mode {forward!r}: use one of {', '.join(FORWARDS)}")
     start = time.perf_counter()
     selected = select_parameters(net, params)
     first = next(iter(selected.values()))
     inputs = inputs.to(device=first.device, dtype=first.dtype)
+    groups = [inputs] if forward == "batch" else [inputs[i:i + 1] for i in range(inputs.shape[0])]
     with ieee_float32():  # the Jacobian and its Gram product (a user's TF32 matmul setting too)
         with kernel_mode(net, bn_mode):
-            coupled = couples_samples(net, inputs)
-            chosen = choose_strategy(coupled, inputs.device, strategy)
-            if chosen == "per_sample":
-                jacobian = _per_sample_jacobian(net, inputs, selected, reduction, chunk_size)
-            else:
-                jacobian, chosen = _coupled_jacobian(
-                    net, inputs, selected, reduction, chunk_size, chosen
-                )
+            parts = [_jacobian(net, group, selected, reduction, chunk_size, strategy) for group in groups]
+        coupled = any(part[2] for part in parts)
+        chosen = parts[0][1]
+        jacobian = parts[0][0] if len(parts) == 1 else {
+            name: torch.cat([part[0][name] for part in parts]) for name in selected
+        }
         kernel = gram_float64(jacobian)
     if kernel.device.type == "cuda":
         torch.cuda.synchronize(kernel.device)
@@ -138,6 +146,24 @@ def compute_ntk(
         num_parameters=sum(p.numel() for p in selected.values()),
         seconds=time.perf_counter() - start,
     )
+
+
+def _jacobian(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    selected: dict[str, nn.Parameter],
+    reduction: OutputReduction,
+    chunk_size: int | None,
+    strategy: str,
+) -> tuple[dict[str, torch.Tensor], str, bool]:
+    """J of one forward pass of ``inputs``, the strategy that computed it, and whether the
+    samples were coupled."""
+    coupled = couples_samples(net, inputs)
+    chosen = choose_strategy(coupled, inputs.device, strategy)
+    if chosen == "per_sample":
+        return _per_sample_jacobian(net, inputs, selected, reduction, chunk_size), chosen, coupled
+    jacobian, chosen = _coupled_jacobian(net, inputs, selected, reduction, chunk_size, chosen)
+    return jacobian, chosen, coupled
 
 
 def empirical_ntk(
@@ -167,11 +193,15 @@ def full_ntk(
     params: str = "all",
     chunk_size: int | None = None,
     strategy: str = "auto",
+    forward: str = "batch",
 ) -> torch.Tensor:
     """The per-logit NTK Θ as a float64 tensor [B·C, B·C] (SPEC §1, used for kernel tracking).
 
     Block (i, j) is the C×C matrix J_i J_jᵀ; rows are ordered sample-major. Defaults follow the
-    study: eval mode, all parameters.
+    study: eval mode, all parameters. ``forward="per-image"`` takes each J_i from a forward pass
+    of image i alone, as the study's kernel tracking did with several images (where BatchNorm
+    keeps no running statistics, a joint forward would couple them); with one image both forms
+    are the same kernel.
     """
     return compute_ntk(
         net,
@@ -181,6 +211,7 @@ def full_ntk(
         chunk_size=chunk_size,
         strategy=strategy,
         reduction=all_logits,
+        forward=forward,
     ).kernel
 
 

@@ -44,6 +44,7 @@ class SummarySpec:
     bn_modes: tuple[str, ...]
     train_epochs: tuple[int, ...]
     directions: dict[str, bool | None]
+    initialization: str = "PyTorch default"
 
 
 class ScoredArch(Protocol):
@@ -197,7 +198,7 @@ def _write_markdown(
         f"- command: `{store.get_meta('last_command')}`",
         f"- protocol: {config.protocol}; measured on: {config.measured_on.replace('_', ' ')} "
         f"({config.batch_size} images, seed {config.seed}); network variant: {config.variant}; "
-        f"kernel parameters: {config.params}",
+        f"kernel parameters: {config.params}; initialization: {config.initialization}",
         f"- ground truth: {config.benchmark or 'given by the caller'} (target: {target})",
         f"- device: {_devices(store, entries) or environment.get('device', '?')}; "
         f"torch {environment.get('torch', '?')} (last command)",

@@ -24,6 +24,11 @@ def build_network(space: str | SearchSpace, arch: Any, num_classes: int = 10, **
       options ``stem_channels`` (default 128), ``num_stacks``, ``cells_per_stack``.
     - ``"custom"``: ``arch`` is a callable returning an ``nn.Module``; it receives
       ``num_classes`` (and the options) where its signature accepts them.
+
+    The built-in spaces take ``init`` ("study" by default | "default" | "xavier" | "kaiming" | "zero")
+    and ``bias_init`` ("default" | "zero"), applied after construction
+    (:mod:`ntknas.spaces.init`): "study" re-initializes NB101 networks as the study did and keeps
+    PyTorch's initialization elsewhere.
     """
     return get_space(space).build(arch, num_classes, **options)
 

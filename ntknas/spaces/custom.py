@@ -81,5 +81,10 @@ class CustomSpace(SearchSpace):
         return []
 
     def build(self, arch: Any, num_classes: int, **options: Any) -> nn.Module:
-        return build_custom(self.coerce(arch), num_classes, **options)
+        from ntknas.spaces.init import InitScheme, initialize
+
+        # The initialization options are ntknas's, applied after the factory, not the factory's.
+        scheme = InitScheme(options.pop("init", "study"), options.pop("bias_init", "default"))
+        network = build_custom(self.coerce(arch), num_classes, **options)
+        return initialize(network, self.name, scheme.weights, scheme.biases)
 

@@ -12,7 +12,8 @@ what lets a spec be joined to the benchmark's accuracy table.
 
 The network follows the benchmark's training model: stem conv3×3-BN-ReLU, stacks of cells with
 a 2×2 max-pool and channel doubling before every stack but the first, global average pooling
-and a linear ``classifier``.
+and a linear ``classifier``. By default it is then re-initialized as the study's NB101 network
+was (:mod:`ntknas.spaces.init`, SPEC §3.1).
 """
 
 from __future__ import annotations
@@ -451,12 +452,19 @@ def build_nb101(
     stem_channels: int = 128,
     num_stacks: int = 3,
     cells_per_stack: int = 3,
+    init: str = "study",
+    bias_init: str = "default",
 ) -> nn.Module:
     """Build the NAS-Bench-101 network for a cell (pruned first), mapping N×3×H×W to logits.
 
     The defaults are the benchmark's (128 stem channels, 3 stacks of 3 cells); the final
-    linear layer is the attribute ``classifier``. PyTorch's default initialisation is kept.
+    linear layer is the attribute ``classifier``. ``init="study"`` (default) re-initializes the
+    built network as the study did (see :mod:`ntknas.spaces.init`); ``"default"`` keeps
+    PyTorch's initialization.
     """
+    from ntknas.spaces.init import InitScheme, initialize
+
+    InitScheme(init, bias_init)  # refuse an unknown name before building anything
     if not isinstance(spec, NB101Spec):
         if not isinstance(spec, (tuple, list)) or len(spec) != 2:
             raise InvalidArchError(
@@ -480,7 +488,8 @@ def build_nb101(
             f"NB101 stem_channels={stem_channels} is smaller than the {feeders} vertices feeding "
             "the cell output: use at least that many stem channels"
         )
-    return NB101Network(pruned, num_classes, stem_channels, num_stacks, cells_per_stack)
+    network = NB101Network(pruned, num_classes, stem_channels, num_stacks, cells_per_stack)
+    return initialize(network, "nb101", init, bias_init)
 
 
 # --------------------------------------------------------------------------------------------
@@ -514,12 +523,12 @@ class NB101Space(SearchSpace):
     title = "NAS-Bench-101"
     protocol = SpaceProtocol(batch_size=64, seed=1, build_options={"stem_channels": 128})
     table_key_columns = ("hash",)
-    default_targets = ("test_acc_seed0",)
+    default_targets = ("test_max", "test_acc_seed0")
     fraction_accuracies = True
     arch_help = 'a module hash (with --benchmark TABLE) or JSON {"adjacency": [[...]], "ops": ["input", ..., "output"]}'
     table_source = (
-        "get the NAS-Bench-101 results (nasbench_only108.tfrecord, github.com/google-research/"
-        "nasbench) as a table of hash, adjacency, ops and accuracy (.npz or .csv)"
+        "get the NAS-Bench-101 results nasbench_only108.tfrecord (github.com/google-research/"
+        "nasbench) and pass it, or the .npz that ntknas export-benchmark writes from it"
     )
 
     def parse(self, text: str) -> NB101Spec:

@@ -447,24 +447,33 @@ def build_nb201(
     variant: str = "study",
     channels: int = 16,
     cells_per_stage: int = 5,
+    init: str = "study",
+    bias_init: str = "default",
 ) -> NB201Network:
     """Build the NAS-Bench-201 network for ``arch`` (an :class:`NB201Arch`, string or index).
 
     ``variant="study"`` (default) uses non-affine, batch-statistics BatchNorm in the cells with
     biased cell convs; ``variant="benchmark"`` is the benchmark's own training model. The network
-    maps float images N x 3 x H x W to logits N x num_classes.
+    maps float images N x 3 x H x W to logits N x num_classes. ``init`` / ``bias_init`` as in
+    :mod:`ntknas.spaces.init`; the study kept PyTorch's initialization for NB201, so ``"study"``
+    (default) and ``"default"`` build the same network.
     """
+    from ntknas.spaces.init import InitScheme, initialize
+
+    InitScheme(init, bias_init)
     if variant not in NB201_VARIANTS:
         raise UnknownNameError(
             f"unknown NAS-Bench-201 network variant {variant!r}: choose one of {', '.join(NB201_VARIANTS)}"
         )
-    return NB201Network(
+    network = NB201Network(
         resolve_arch(arch),
         num_classes=_check_size("num_classes", num_classes),
         variant=variant,
         channels=_check_size("channels", channels),
         cells_per_stage=_check_size("cells_per_stage", cells_per_stage),
     )
+    initialize(network, "nb201", init, bias_init)
+    return network
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,0 +1,170 @@
+"""``--archs-file``: measure the architectures a file lists, in the file's order.
+
+Two forms are read:
+
+* a text file, one architecture per line (blank lines and ``#`` comments skipped): for
+  NAS-Bench-201 an official index, an arch string or 6 op-code digits; for NAS-Bench-101 a
+  32-hex-digit module hash;
+* NAS-Bench-101 only: the study's ``all_graphs.json`` (what the benchmark's
+  ``generate_graphs.py`` writes), a JSON object mapping each module hash to ``[adjacency,
+  labels]`` with labels -1 for the input, -2 for the output and 0, 1, 2 for conv3x3-bn-relu,
+  conv1x1-bn-relu, maxpool3x3 (op names are accepted too). Networks are then built from the
+  file's own adjacency and ops, as the study built them; an isomorphic drawing of the same cell
+  (same hash) may order its vertices differently, which changes how channels are split.
+
+``--archs START:STOP`` then slices the file's order and ``--sample`` draws from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+
+_HASH = re.compile(r"^[0-9a-f]{32}$")
+_GRAPH_LABELS = {-1: "input", -2: "output", 0: "conv3x3-bn-relu", 1: "conv1x1-bn-relu", 2: "maxpool3x3"}
+_LABEL_LEGEND = "-1 input, -2 output, 0 conv3x3-bn-relu, 1 conv1x1-bn-relu, 2 maxpool3x3"
+
+
+@dataclass(frozen=True)
+class ListedArch:
+    """One architecture of the file: its benchmark key (NB201 index, NB101 hash) and, for the
+    JSON form, the file's own ``[adjacency, labels]`` (decoded by :meth:`nb101_spec`)."""
+
+    key: int | str
+    graph: Any = None
+
+    def nb101_spec(self, source: str) -> tuple[list[list[int]], list[str]] | None:
+        """The listed (adjacency, op names), checked to hash to the key; None for a text line."""
+        if self.graph is None:
+            return None
+        from ntknas.spaces.nb101 import NB101Spec
+
+        adjacency, labels = self.graph
+        ops = [_op_name(label, self.key, source) for label in labels]
+        try:
+            spec = NB101Spec.from_arrays(adjacency, ops)
+        except InvalidArchError as error:
+            raise DataError(f"{source}: the graph of {self.key} is not a valid NAS-Bench-101 cell: {error}") from None
+        if spec.hash != self.key:
+            raise DataError(
+                f"{source}: the graph listed under {self.key} hashes to {spec.hash}: fix the file's key or graph"
+            )
+        return [list(row) for row in spec.adjacency], list(spec.ops)
+
+
+def _op_name(label: Any, key: Any, source: str) -> str:
+    if isinstance(label, str):
+        return label
+    if isinstance(label, int) and not isinstance(label, bool) and label in _GRAPH_LABELS:
+        return _GRAPH_LABELS[label]
+    raise DataError(f"{source}: op label {label!r} of {key} is unknown: labels are {_LABEL_LEGEND}")
+
+
+def read_archs_file(path: str | os.PathLike[str], space: str) -> list[ListedArch]:
+    """The architectures of ``path`` in file order (a repeated one counts once, where first listed).
+
+    Raises:
+        DataError: missing or unreadable file, or a JSON file that is not all_graphs.json's form.
+        InvalidArchError: a line that names no architecture (the message gives the first one).
+    """
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"--archs-file {p} not found: give a file with one architecture per line") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read --archs-file {p} ({type(error).__name__}): give a UTF-8 text file") from None
+    if text.lstrip().startswith("{"):
+        listed = _read_graphs_json(text, p, space)
+    else:
+        listed = _read_lines(text, p, space)
+    if not listed:
+        raise DataError(f"--archs-file {p} lists no architecture: write one per line")
+    unique: dict[int | str, ListedArch] = {}
+    for arch in listed:
+        unique.setdefault(arch.key, arch)
+    return list(unique.values())
+
+
+def _read_graphs_json(text: str, path: Path, space: str) -> list[ListedArch]:
+    if space != "nb101":
+        raise DataError(
+            f"--archs-file {path} is JSON (the NAS-Bench-101 all_graphs.json form) but the space is "
+            f"{space!r}: list one NB201 index or arch string per line instead"
+        )
+    try:
+        graphs = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise DataError(f"--archs-file {path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(graphs, dict):
+        raise DataError(f"--archs-file {path} must be a JSON object mapping hash -> [adjacency, labels]")
+    listed = []
+    for key, graph in graphs.items():
+        if not _HASH.match(key):
+            raise InvalidArchError(
+                f"--archs-file {path}: key {key[:60]!r} is not a 32-hex-digit NAS-Bench-101 module hash"
+            )
+        if not isinstance(graph, list) or len(graph) != 2:
+            raise DataError(f"--archs-file {path}: the value of {key} must be [adjacency, labels]")
+        listed.append(ListedArch(key, (graph[0], graph[1])))
+    return listed
+
+
+def _read_lines(text: str, path: Path, space: str) -> list[ListedArch]:
+    listed = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            key = _line_key(line, space)
+        except InvalidArchError as error:
+            raise InvalidArchError(f"--archs-file {path} line {number}: {error}") from None
+        listed.append(ListedArch(key))
+    return listed
+
+
+def _line_key(line: str, space: str) -> int | str:
+    if space == "nb101":
+        key = line.lower()
+        if not _HASH.match(key):
+            raise InvalidArchError(f"{line[:60]!r} is not a 32-hex-digit NAS-Bench-101 module hash")
+        return key
+    if space != "nb201":
+        raise InvalidArchError(f"--archs-file lists NB201 or NB101 architectures, not {space!r} ones")
+    from ntknas.spaces import nb201
+
+    if line.isdigit() and len(line) != 6:  # 6 digits are op codes (an index has at most 5)
+        return nb201.index_of(nb201.arch_from_index(int(line)))
+    return nb201.index_of(nb201.parse_arch(line))
+
+
+def first_unknown(listed: Sequence[ListedArch], known: np.ndarray) -> ListedArch | None:
+    """The first listed architecture whose key is not among ``known`` (a benchmark's row keys)."""
+    if not listed:
+        return None
+    present = np.isin(np.array([arch.key for arch in listed]), known)
+    missing = np.flatnonzero(~present)
+    return listed[int(missing[0])] if missing.size else None
+
+
+def check_known(listed: Sequence[ListedArch], known: np.ndarray, path: str, source: str) -> None:
+    """Refuse a file that names an architecture the benchmark lacks, naming the first one."""
+    unknown = first_unknown(listed, known)
+    if unknown is not None:
+        raise UnknownNameError(
+            f"--archs-file {path} lists {unknown.key!r}, which is not in the benchmark {source}: "
+            "remove it or use a benchmark file that has it"
+        )
+
+
+__all__ = ["ListedArch", "check_known", "first_unknown", "read_archs_file"]
