@@ -1,20 +1,22 @@
 """The same work items through the three executors, side by side: serial, process pool, Ray.
 
     python perf/executor_overhead.py [--items 24] [--batch-size 32] [--workers 2] [--noop 200]
+                                     [--channels 8] [--cells-per-stage 1] [--reference-items 2]
 
-Each executor runs ``correlate`` on the same ``--items`` NAS-Bench-201 cells (the study's network,
-C=16 and N=5; the default metrics in both BatchNorm modes; a batch of ``--batch-size`` images of
-the built-in digits dataset, so no download) into its own run folder on the CPU. The pool and
-Ray get ``--workers`` processes/CPUs (Ray: a local instance started here with that many CPUs),
-one torch thread each, and so does the serial run (the same arithmetic everywhere). Printed for
-each: wall time of the run (outputs included, the same work for all), items/s, and whether its
-stored values equal the serial run's.
+Each executor runs ``correlate`` on the same ``--items`` small NAS-Bench-201 cells (``--channels``
+stem channels, ``--cells-per-stage`` cells per stage; the default metrics in both BatchNorm modes;
+a batch of ``--batch-size`` images of the built-in digits dataset, so no download) into its own
+run folder on the CPU. The pool and Ray get ``--workers`` processes/CPUs (Ray: a local instance
+started here with that many CPUs), one torch thread each, and so does the serial run (the same
+arithmetic everywhere). Printed for each: wall time of the run (outputs included, the same work
+for all), items/s, and whether its stored values equal the serial run's.
 
 Ray's overhead per item is then measured apart from the work: ``--noop`` items that do nothing
 through the same Ray instance (warm workers), as milliseconds of one slot per item
-(wall time x slots / items), and as a share of the mean time of one item (the ``seconds`` the
-serial run stored for its items).
-Ray's start-up (``ray.init``) is printed separately: it is paid once per command.
+(wall time x slots / items). It is set against the time of one item of the study's network
+(C=16, N=5) on a batch of ``--batch-size``: the mean ``seconds`` stored for ``--reference-items``
+such items measured serially. Ray's start-up (``ray.init``) is printed apart: it is paid once per
+command.
 """
 
 from __future__ import annotations
@@ -63,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--noop", type=int, default=200)
+    parser.add_argument("--channels", type=int, default=8)
+    parser.add_argument("--cells-per-stage", type=int, default=1)
+    parser.add_argument("--reference-items", type=int, default=2)
     args = parser.parse_args(argv)
 
     import ray
@@ -75,8 +80,10 @@ def main(argv: list[str] | None = None) -> int:
         ArchEntry(space.key(space.arch_at(i * step)), i * step, space.arch_at(i * step), float(i))
         for i in range(args.items)
     ]
-    print(f"{args.items} NB201 cells (C=16, N=5), batch {args.batch_size} of digits, default metrics, BN train+eval; "
-          f"CPU, {torch.get_num_threads()} torch threads available, torch {torch.__version__}, ray {ray.__version__}")
+    small = {"channels": args.channels, "cells_per_stage": args.cells_per_stage}
+    print(f"{args.items} NB201 cells (C={args.channels}, N={args.cells_per_stage}), batch {args.batch_size} of digits, "
+          f"default metrics, BN train+eval; CPU, {torch.get_num_threads()} torch threads available, "
+          f"torch {torch.__version__}, ray {ray.__version__}")
 
     started = time.perf_counter()
     ray.init(address="local", num_cpus=args.workers, include_dashboard=False, logging_level=logging.WARNING)
@@ -93,16 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         reference = None
         for name, executor in executors:
             out = Path(folder) / name.split()[0]
-            config = CorrelateConfig(dataset="digits", batch_size=args.batch_size, out=str(out))
+            config = CorrelateConfig(dataset="digits", batch_size=args.batch_size, out=str(out), network_options=small)
             begin = time.perf_counter()
             outcome = run_correlate(config, entries=entries, executor=executor)
             seconds = time.perf_counter() - begin
             assert outcome.measured == args.items
             values = _values(out)
-            if reference is None:
-                reference = values
-                with sqlite3.connect(out / "results.sqlite") as db:
-                    per_item = db.execute("SELECT AVG(seconds) FROM items").fetchone()[0]
+            reference = values if reference is None else reference
             results[name] = seconds
             print(f"{name:>8}: {seconds:7.1f} s, {args.items / seconds:6.3f} items/s, "
                   f"values {'identical to serial' if values == reference else 'DIFFER from serial'}")
@@ -113,13 +117,21 @@ def main(argv: list[str] | None = None) -> int:
         done = list(executor.map(_noop, _Nothing(), [Task(i) for i in range(args.noop)]))
         noop_seconds = time.perf_counter() - begin
         assert len(done) == args.noop
+
+        out = Path(folder) / "reference"
+        config = CorrelateConfig(dataset="digits", batch_size=args.batch_size, out=str(out))
+        run_correlate(config, entries=entries[: args.reference_items], executor=SerialExecutor())
+        with sqlite3.connect(out / "results.sqlite") as db:
+            per_item = db.execute("SELECT AVG(seconds) FROM items").fetchone()[0]
     ray.shutdown()
 
     overhead_ms = 1000 * noop_seconds * args.workers / args.noop
     print(f"ray start-up (once per command): {ray_start:.1f} s")
+    for name in results:
+        print(f"{name} vs serial: {results['serial'] / results[name]:.2f}x items/s")
     print(f"ray overhead per item ({args.noop} no-op items, warm): {overhead_ms:.1f} ms of one slot "
           f"= {100 * overhead_ms / 1000 / per_item:.2f} % of a batch-{args.batch_size} NB201 item "
-          f"({per_item:.2f} s, mean of the serial run's items)")
+          f"({per_item:.2f} s: C=16, N=5, mean of {args.reference_items} serial items, 1 thread)")
     ray_vs_pool = results[f"ray x{args.workers}"] / results[f"pool x{args.workers}"]
     print(f"ray / pool wall time on the {args.items} items: {ray_vs_pool:.2f}")
     return 0
