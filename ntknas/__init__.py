@@ -62,6 +62,9 @@ _PUBLIC = {
     "SerialExecutor": "ntknas.experiments.executors",
     "ProcessPoolExecutor": "ntknas.experiments.executors",
     "Task": "ntknas.experiments.executors",
+    "make_executor": "ntknas.experiments.executors",
+    "RayExecutor": "ntknas.experiments.ray_executor",
+    "RayOptions": "ntknas.experiments.ray_executor",
     # errors
     "NtknasError": "ntknas.errors",
 }
@@ -85,6 +88,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.experiments.executors import ProcessPoolExecutor as ProcessPoolExecutor
     from ntknas.experiments.executors import SerialExecutor as SerialExecutor
     from ntknas.experiments.executors import Task as Task
+    from ntknas.experiments.executors import make_executor as make_executor
+    from ntknas.experiments.ray_executor import RayExecutor as RayExecutor
+    from ntknas.experiments.ray_executor import RayOptions as RayOptions
     from ntknas.experiments.score import MetricValue as MetricValue
     from ntknas.experiments.score import evaluate as evaluate
     from ntknas.experiments.score import evaluate_metrics as evaluate_metrics

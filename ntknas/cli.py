@@ -10,10 +10,13 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from ntknas.console import Progress
 from ntknas.errors import NtknasError
+
+if TYPE_CHECKING:
+    from ntknas.experiments.executors import Executor
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -113,6 +116,30 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,3, got {text!r}") from None
 
 
+def _add_executor_options(parser: argparse.ArgumentParser) -> None:
+    """Where the work items run: shared by every command that maps work over architectures."""
+    group = parser.add_argument_group("where items run")
+    group.add_argument("--executor", choices=["serial", "pool", "ray"], help="serial (this process), pool (--workers processes on this machine) or ray (a Ray cluster); default: pool when --workers > 1, else serial")
+    group.add_argument("--ray-address", help="with --executor ray: an existing cluster, auto or HOST:PORT of its head node (default: start a local Ray instance for the run)")
+    group.add_argument("--cpus-per-item", type=float, help="with --executor ray: CPUs reserved for each item (default 1)")
+    group.add_argument("--gpus-per-item", type=float, help="with --executor ray: GPUs for each item, fractions let small cells share one (default 1 with --device cuda)")
+    group.add_argument("--max-retries", type=int, help="with --executor ray: tries again an item whose worker or node died, up to this many times (default 3)")
+
+
+def _executor(args: argparse.Namespace) -> Executor:
+    from ntknas.experiments.executors import make_executor
+
+    ray_flags = {"address": args.ray_address, "cpus_per_item": args.cpus_per_item,
+                 "gpus_per_item": args.gpus_per_item, "max_retries": args.max_retries}
+    given = {name: value for name, value in ray_flags.items() if value is not None}
+    options = None
+    if given or args.executor == "ray":
+        from ntknas.experiments.ray_executor import RayOptions
+
+        options = RayOptions(**given)
+    return make_executor(args.workers, args.device, kind=args.executor, ray=options)
+
+
 def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "correlate",
@@ -153,6 +180,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
     parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs (rerun to continue)")
     _add_init_options(parser)
+    _add_executor_options(parser)
     parser.set_defaults(handler=_run_correlate)
 
 
@@ -173,8 +201,9 @@ def _run_correlate(args: argparse.Namespace) -> int:
         workers=args.workers, time_budget=args.time_budget, init=args.init, bias_init=args.bias_init,
         archs_file=args.archs_file,
     )
+    executor = _executor(args)
     progress = Progress("archs", enabled=False if args.no_progress else None)
-    outcome = run_correlate(config, on_progress=progress, command_line=args.command_line)
+    outcome = run_correlate(config, executor=executor, on_progress=progress, command_line=args.command_line)
     progress.close()
     print(
         f"{outcome.measured} architectures measured, {outcome.skipped} already stored; "
@@ -282,6 +311,7 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="architectures tracked at once in worker processes sharing the device (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress lines")
     _add_init_options(parser)
+    _add_executor_options(parser)
     parser.set_defaults(handler=_run_track)
 
 
@@ -305,8 +335,9 @@ def _run_track(args: argparse.Namespace) -> int:
     )
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)
+    executor = _executor(args)
     progress = Progress("archs", enabled=False)
-    outcome = run_track(config, on_progress=progress, command_line=args.command_line)
+    outcome = run_track(config, executor=executor, on_progress=progress, command_line=args.command_line)
     diverged = f", {len(outcome.diverged)} diverged" if outcome.diverged else ""
     print(
         f"{outcome.tracked} architectures tracked, {outcome.skipped} already done{diverged}; "

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,7 @@ class CorrelateContext:
         )
 
     def local(self) -> LocalCorrelateContext:
-        device = torch.device(self.device)
+        device = resolve_device(self.device)  # checked where the items run (another machine, maybe)
         return LocalCorrelateContext(
             self.config,
             network_factory(self.config, self.num_classes),
@@ -325,21 +326,25 @@ def run_correlate(
     is called as items finish; ``command_line`` is recorded for the summary.
     """
     started = time.perf_counter()
-    device = resolve_device(config.device)
     if train_set is None:
         info = dataset_info(config.dataset)
     else:
         info = train_set.info
     config = config.resolved(info)
+    runner = executor or make_executor(config.workers, config.device)
+    device = runner.driver_device(config.device)  # where the shared data is readied
     if entries is None:
         entries = entries_from_benchmark(config)
     entries = list(entries)
     run_dir = Path(config.out)
-    with ResultStore(run_dir) as store:
+    with ExitStack() as stack:
+        if not config.summary_only:
+            stack.enter_context(runner)  # e.g. joins a cluster: a failure here stores nothing
+        store = stack.enter_context(ResultStore(run_dir))
         store.claim_settings("correlate", config.store_settings(), force=config.force)
         if not config.summary_only:  # the command that measured stays the one the summary names
             store.set_meta("last_command", command_line or "")
-            store.set_meta("environment", environment(device))
+            store.set_meta("environment", environment(device) | {"executor": runner.name})
         done = store.done_items()
         measured = 0
         pending = [e for e in entries if not all(k in done for k in _item_keys(config, e))]
@@ -361,9 +366,8 @@ def run_correlate(
             trains = any(e > 0 for e in config.train_epochs)
             context = CorrelateContext(
                 config, info.num_classes, _measurement_batch(config, train_set, test_set),
-                train_set if trains else None, str(device),
+                train_set if trains else None, config.device,
             )
-            runner = executor or make_executor(config.workers, device)
             tasks = [Task(e, frozenset(k for k in _item_keys(config, e) if k in done)) for e in pending]
             deadline = None if config.time_budget is None else time.monotonic() + config.time_budget
             if on_progress is not None:

@@ -8,8 +8,9 @@ that item already stored, so that a resumed item skips them. The driver alone co
 as they arrive, so every executor resumes the same way after a kill.
 
 Executors here: :class:`SerialExecutor` (this process) and :class:`ProcessPoolExecutor`
-(``workers`` processes on one machine). A cluster executor implements the same
-:class:`Executor` interface.
+(``workers`` processes on one machine); :class:`~ntknas.experiments.ray_executor.RayExecutor`
+(a Ray cluster) implements the same :class:`Executor` interface. :func:`make_executor` picks one
+from the command line's choices.
 """
 
 from __future__ import annotations
@@ -24,11 +25,15 @@ from concurrent.futures import ProcessPoolExecutor as _StdProcessPool
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import torch
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.experiments.runtime import resolve_device
+
+if TYPE_CHECKING:
+    from ntknas.experiments.ray_executor import RayOptions
 
 Item = TypeVar("Item")
 
@@ -65,6 +70,28 @@ class Executor(ABC):
     """
 
     name: str = ""
+
+    def start(self) -> None:
+        """Make the executor ready to run items (e.g. connect to a cluster). Experiments call it
+        before they store anything, so that an executor that cannot start leaves no trace."""
+        return None
+
+    def stop(self) -> None:
+        """Release what :meth:`start` acquired (e.g. shut down a Ray instance started for the run)."""
+        return None
+
+    def __enter__(self) -> Executor:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def driver_device(self, device: str) -> torch.device:
+        """Where the driver readies the shared data for the run's ``--device``: that device on
+        this machine. An executor whose items run on other machines keeps it on the CPU (the
+        workers move it to their device)."""
+        return resolve_device(device)
 
     @abstractmethod
     def map(
@@ -179,8 +206,36 @@ class ProcessPoolExecutor(Executor):
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(workers: int = 1, device: str | torch.device = "cpu") -> Executor:
-    """The executor of ``--workers N`` on one machine."""
+EXECUTORS = ("serial", "pool", "ray")
+
+
+def make_executor(
+    workers: int = 1, device: str | torch.device = "cpu", *, kind: str | None = None, ray: RayOptions | None = None
+) -> Executor:
+    """The executor the command line asks for: ``--executor serial|pool|ray``, or without it
+    ``--workers N`` processes on this machine (this process alone for N = 1). ``ray`` holds the
+    Ray options, given only with ``kind="ray"``."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise NtknasError(f"--workers must be a positive integer, got {workers!r}")
-    return SerialExecutor() if workers == 1 else ProcessPoolExecutor(workers, device)
+        raise NtknasError(f"--workers must be at least 1, got {workers!r}")
+    if kind is None:
+        kind = "serial" if workers == 1 else "pool"
+        if ray is not None:
+            raise NtknasError("--ray-address, --cpus-per-item, --gpus-per-item and --max-retries need --executor ray")
+    if kind not in EXECUTORS:
+        raise UnknownNameError(f"unknown executor {kind!r}: use {', '.join(EXECUTORS)}")
+    if kind != "ray" and ray is not None:
+        raise NtknasError(f"--ray-address, --cpus-per-item, --gpus-per-item and --max-retries need --executor ray, not {kind}")
+    if kind == "serial":
+        if workers != 1:
+            raise NtknasError(f"--executor serial runs one item at a time: drop --workers {workers} or use --executor pool")
+        return SerialExecutor()
+    if kind == "pool":
+        return ProcessPoolExecutor(workers, device)
+    if workers != 1:
+        raise NtknasError(
+            f"--workers {workers} sets the process pool: with --executor ray the cluster's CPUs and GPUs set how "
+            "many items run at once (see --cpus-per-item, --gpus-per-item)"
+        )
+    from ntknas.experiments.ray_executor import RayExecutor, RayOptions
+
+    return RayExecutor(ray or RayOptions(), device)

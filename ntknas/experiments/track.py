@@ -323,16 +323,18 @@ def run_track(
     """
     started = time.perf_counter()
     config.check()
-    device = resolve_device(config.device)
+    runner = executor or make_executor(config.workers, config.device)
+    device = runner.driver_device(config.device)  # where the shared data is readied
     info = train_set.info if train_set is not None else dataset_info(config.dataset)
     entries = list(archs) if archs is not None else select_track_archs(config)
     settings = config.store_settings() | {"dataset": info.name}
     run_dir = Path(config.out)
     diverged: list[str] = []
-    with ResultStore(run_dir) as store:
+    # The executor first (e.g. joining a cluster): if it cannot start, nothing is stored.
+    with runner, ResultStore(run_dir) as store:
         store.claim_settings("track", settings, force=config.force)
         store.set_meta("last_command", command_line or "")
-        store.set_meta("environment", environment(device))
+        store.set_meta("environment", environment(device) | {"executor": runner.name})
         store.set_meta("track_selection", {
             "archs": config.archs, "archs_file": config.archs_file, "band": config.band, "sample": config.sample,
             "sample_seed": config.sample_seed, "benchmark": config.benchmark, "epochs": config.epochs,
@@ -361,12 +363,11 @@ def run_track(
                 )
             inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
             wanted = _checkpoint_settings(settings)
-            context = TrackContext(config, wanted, inputs, train_set, str(device))
+            context = TrackContext(config, wanted, inputs, train_set, config.device)
             tasks = [
                 Task(TrackTask(entry, _load_checkpoint(checkpoint_path(run_dir, entry, config.space), entry, wanted)))
                 for entry in pending
             ]
-            runner = executor or make_executor(config.workers, device)
             finished = 0
             if on_progress is not None:
                 on_progress(0, len(pending), "")
@@ -514,7 +515,8 @@ class TrackContext:
         return replace(self, inputs=self.inputs.cpu(), train_set=self.train_set.to("cpu"))
 
     def local(self) -> TrackContext:
-        return replace(self, inputs=self.inputs.to(self.device), train_set=self.train_set.to(self.device))
+        device = resolve_device(self.device)  # checked where the items run (another machine, maybe)
+        return replace(self, inputs=self.inputs.to(device), train_set=self.train_set.to(device))
 
 
 def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> Iterator[TrackStep]:

@@ -1,0 +1,354 @@
+"""Work items on a Ray cluster: the :class:`~ntknas.experiments.executors.Executor` of ``--executor ray``.
+
+The driver (the ``ntknas`` command) puts the run's shared context into Ray's object store once,
+submits one Ray task per work item and commits each item's results to its own store as the task
+returns them: the store stays on the driver's disk with a single writer, and a rerun resumes
+exactly as with the other executors. Each Ray worker process fetches and readies the shared
+context once (for example moves the training split to its GPU) and keeps it for the items it
+runs after.
+
+Faults: a task whose worker process or node dies is retried by Ray (``max_retries`` times) and
+its item is committed once, when a try returns. A user-facing error in an item
+(:class:`~ntknas.errors.NtknasError`) ends the run with one line naming the item. Tasks still
+in flight when the run ends (an error, Ctrl-C, the end of the time budget) are cancelled.
+
+Ray is an optional dependency (``pip install 'ntknas[ray]'``): this module imports it only when
+an executor is made.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.experiments.executors import Executor, Item, Task, Work, WorkContext
+
+log = logging.getLogger(__name__)
+
+RAY_EXTRA = "pip install 'ntknas[ray]'"
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """How the run uses Ray.
+
+    ``address``: an existing cluster (``auto`` finds the one ``ray start`` began on this machine,
+    or ``host:port`` of its head node); ``None`` starts a local Ray instance for the run and
+    shuts it down after (``local_cpus`` CPUs, default all). ``cpus_per_item``/``gpus_per_item``:
+    what Ray reserves for each item (fractions of a GPU let several small cells share one;
+    ``None`` GPUs: one on a CUDA run, none on a CPU run). ``max_retries``: how many times an item
+    whose worker or node died is tried again. ``connect_timeout``: seconds to wait for the
+    cluster's head node to answer.
+    """
+
+    address: str | None = None
+    cpus_per_item: float = 1.0
+    gpus_per_item: float | None = None
+    max_retries: int = 3
+    local_cpus: int | None = None
+    connect_timeout: float = 10.0
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line error naming the extra that installs it."""
+    try:
+        import ray
+    except ImportError:
+        raise NtknasError(f"--executor ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+    return ray
+
+
+def _check_quantity(flag: str, value: float, minimum: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
+        raise NtknasError(f"{flag} must be a number >= {minimum:g}, got {value!r}")
+    if value > 1 and value != int(value):
+        # Ray shares a CPU or GPU only as a fraction below one; above one it counts whole units.
+        raise NtknasError(f"{flag} above 1 must be a whole number (Ray shares only fractions of one), got {value:g}")
+    return float(value)
+
+
+def items_at_once(nodes: Iterable[dict[str, Any]], cpus: float, gpus: float) -> int:
+    """How many items the cluster's live nodes can run at once with these per-item resources
+    (an item runs on one node, so each node's resources count apart)."""
+    total = 0
+    for node in nodes:
+        if not node.get("Alive", False):
+            continue
+        resources = node.get("Resources", {})
+        fits = [math.floor(resources.get("CPU", 0.0) / cpus + 1e-9)] if cpus > 0 else []
+        if gpus > 0:
+            fits.append(math.floor(resources.get("GPU", 0.0) / gpus + 1e-9))
+        total += min(fits) if fits else 0
+    return total
+
+
+def describe_item(item: Any) -> str:
+    """The name an error message gives a work item: its architecture key where it has one
+    (correlate's entries and track's tasks do), else its text."""
+    for candidate in (item, getattr(item, "entry", None)):
+        key = getattr(candidate, "key", None)
+        if isinstance(key, str):
+            return key
+    return repr(item)[:120]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """What a Ray task returns: the item's results, or why it has none."""
+
+    results: list[Any] = field(default_factory=list)
+    late: bool = False  # the task began after the deadline and did nothing
+    error: str | None = None  # a user-facing error's one line
+    node: str = ""
+
+
+class RayExecutor(Executor):
+    """Items as Ray tasks on a cluster (or a local Ray instance), results committed by the driver."""
+
+    name = "ray"
+
+    def __init__(self, options: RayOptions | None = None, device: str | torch.device = "cpu") -> None:
+        options = options or RayOptions()
+        try:
+            self.device = torch.device(device)
+        except RuntimeError:
+            raise UnknownNameError(f"unknown device {device!r}: use cpu or cuda") from None
+        if self.device.type == "cuda" and self.device.index is not None:
+            raise NtknasError(f"--device {device} with --executor ray: use --device cuda (Ray gives each item its GPU)")
+        cpus = _check_quantity("--cpus-per-item", options.cpus_per_item, 0.0)
+        default_gpus = 1.0 if self.device.type == "cuda" else 0.0
+        gpus = _check_quantity("--gpus-per-item", default_gpus if options.gpus_per_item is None else options.gpus_per_item, 0.0)
+        if self.device.type == "cuda" and gpus == 0:
+            raise NtknasError("--device cuda with --gpus-per-item 0: give each item a GPU share, e.g. --gpus-per-item 0.25")
+        if self.device.type != "cuda" and gpus > 0:
+            raise NtknasError(f"--gpus-per-item {gpus:g} needs --device cuda")
+        if cpus == 0 and gpus == 0:
+            raise NtknasError("--cpus-per-item 0 on a CPU run would let Ray start every item at once: use 1")
+        retries = options.max_retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise NtknasError(f"--max-retries must be an integer >= 0, got {retries!r}")
+        if options.connect_timeout <= 0:
+            raise NtknasError(f"the Ray connect timeout must be positive, got {options.connect_timeout!r}")
+        self.options = options
+        self.cpus_per_item = cpus
+        self.gpus_per_item = gpus
+        # The pool's rule: a CPU item gets the cores it reserved, a GPU item one launching thread.
+        self.threads = max(1, int(cpus)) if self.device.type == "cpu" else 1
+        self._ray = import_ray()
+        self._connected_here = False
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect to the cluster (or start a local instance); one line if that fails."""
+        ray = self._ray
+        address = self.options.address
+        if address is not None:
+            _check_reachable(address, self._resolve(address), self.options.connect_timeout)
+        if ray.is_initialized():  # the caller (a notebook, a test) connected already: use that
+            return
+        if address is None:
+            # "local": a new instance even where `ray start` left one running on this machine.
+            ray.init(address="local", num_cpus=self.options.local_cpus, include_dashboard=False,
+                     logging_level=logging.WARNING)
+            self._connected_here = True
+            return
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise NtknasError(
+                f"cannot join the Ray cluster at {address} ({detail}): check --ray-address, and that this "
+                "machine runs the same Ray and Python versions as the cluster"
+            ) from None
+        self._connected_here = True
+
+    def _resolve(self, address: str) -> str:
+        """``host:port`` of the head node that ``address`` names. ``auto`` is looked up the way
+        ``ray.init`` does (``RAY_ADDRESS``, then the cluster ``ray start`` began on this machine)."""
+        if address != "auto":
+            return address.removeprefix("ray://")
+        try:  # Ray's own lookup; private, so a Ray that moved it falls back to ray.init's
+            from ray._private.services import canonicalize_bootstrap_address
+        except ImportError:
+            return ""
+        try:
+            found = canonicalize_bootstrap_address("auto")
+        except ConnectionError:
+            found = None
+        if not found:
+            raise NtknasError(
+                "--ray-address auto found no running Ray cluster on this machine: start one with "
+                "`ray start --head`, or give the head node's HOST:PORT"
+            )
+        return str(found)
+
+    def stop(self) -> None:
+        """Disconnect; a local instance started for the run is shut down with it."""
+        if self._connected_here:
+            self._ray.shutdown()
+            self._connected_here = False
+
+    def driver_device(self, device: str) -> torch.device:
+        """The CPU: the shared data travels through the object store, and each worker moves it
+        to its own device (the driver may run on a node without a GPU)."""
+        return torch.device("cpu")
+
+    # --- running ------------------------------------------------------------------------
+    def map(
+        self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None = None
+    ) -> Iterator[tuple[Item, Iterable[Any]]]:
+        ray = self._ray
+        started_here = not ray.is_initialized()  # used outside a `with executor:` block
+        if started_here:
+            self.start()
+        try:
+            yield from self._map(work, context, tasks, deadline)
+        finally:
+            if started_here:
+                self.stop()
+
+    def _map(
+        self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None
+    ) -> Iterator[tuple[Item, Iterable[Any]]]:
+        ray = self._ray
+        nodes = [node for node in ray.nodes() if node.get("Alive")]
+        slots = items_at_once(nodes, self.cpus_per_item, self.gpus_per_item)
+        if slots < 1:
+            raise NtknasError(
+                f"no node of the Ray cluster has {self.cpus_per_item:g} CPU(s) and {self.gpus_per_item:g} GPU(s) "
+                "for one item: lower --cpus-per-item / --gpus-per-item, or add nodes"
+            )
+        log.info("Ray: up to %d item(s) at once on %d node(s)", slots, len(nodes))
+        # Once: every task reads this one copy. Ray pickles with cloudpickle, so architectures
+        # built by lambdas travel too (the process pool refuses them).
+        shared = ray.put(context.portable())
+        run_id = uuid.uuid4().hex
+        # The deadline travels as wall-clock time so that a task queued before it but started
+        # after it does nothing (the cluster's clocks are assumed to agree, as NTP keeps them).
+        not_after = None if deadline is None else time.time() + (deadline - time.monotonic())
+        remote = ray.remote(_run_item).options(
+            num_cpus=self.cpus_per_item, num_gpus=self.gpus_per_item, max_retries=self.options.max_retries,
+            retry_exceptions=False,
+        )
+        pending = iter(tasks)
+        in_flight: dict[Any, Task[Item]] = {}
+        try:
+            while True:
+                # Twice the slots: a finished slot finds its next item already queued.
+                while len(in_flight) < 2 * slots and (deadline is None or time.monotonic() < deadline):
+                    task = next(pending, None)
+                    if task is None:
+                        break
+                    # The shared ref inside a list: Ray passes it unresolved, so a worker fetches
+                    # it only the first time (see _ready_context), not for every task.
+                    ref = remote.remote(work, run_id, [shared], task.item, task.done, self.threads, not_after)
+                    in_flight[ref] = task
+                if not in_flight:
+                    return
+                ready, _ = ray.wait(list(in_flight), num_returns=1)
+                for ref in ready:
+                    task = in_flight.pop(ref)
+                    outcome = self._result(ref, task)
+                    if not outcome.late:
+                        yield task.item, outcome.results
+        finally:
+            self._cancel(list(in_flight))
+
+    def _result(self, ref: Any, task: Task[Any]) -> _Outcome:
+        ray = self._ray
+        label = describe_item(task.item)
+        try:
+            outcome: _Outcome = ray.get(ref)
+        except ray.exceptions.TaskUnschedulableError:
+            raise NtknasError(
+                f"Ray cannot place {label} on any node: lower --cpus-per-item / --gpus-per-item"
+            ) from None
+        except (
+            ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
+            ray.exceptions.ObjectLostError, ray.exceptions.LocalRayletDiedError,
+        ) as error:
+            tries = self.options.max_retries + 1
+            raise NtknasError(
+                f"{label}: its Ray worker died in each of {tries} tries ({type(error).__name__}; out of memory?): "
+                "stored results are kept; rerun to continue, with more --max-retries or --cpus-per-item"
+            ) from None
+        if outcome.error is not None:
+            raise NtknasError(f"{label} failed on {outcome.node}: {outcome.error}")
+        return outcome
+
+    def _cancel(self, refs: list[Any]) -> None:
+        """Cancel tasks still queued or running, and wait (a bounded time) until they are gone,
+        so that no task of this run outlives the command."""
+        if not refs:
+            return
+        ray = self._ray
+        for ref in refs:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception as error:  # the cluster may already be gone; nothing left to cancel
+                log.debug("could not cancel a Ray task: %s", error)
+        try:
+            ray.wait(refs, num_returns=len(refs), timeout=10.0, fetch_local=False)
+        except Exception as error:
+            log.debug("could not wait for cancelled Ray tasks: %s", error)
+
+
+def _check_reachable(address: str, head: str, timeout: float) -> None:
+    """Fail within ``timeout`` seconds when nothing listens at the head node: ``ray.init`` would
+    retry for minutes before it gives up."""
+    host, _, port = head.rpartition(":")
+    if not head or not host or not port.isdigit():
+        if head:
+            raise NtknasError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as error:
+        reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
+        raise NtknasError(
+            f"no Ray cluster answers at {head} ({reason}): start one with `ray start --head`, or fix --ray-address"
+        ) from None
+
+
+# --- in the Ray worker process ------------------------------------------------------------
+
+# The readied shared context of the run this worker process last served, keyed by run id. Ray
+# keeps a worker process across tasks but offers a plain task no other state that outlives one
+# call, and fetching and readying the data for each item would cost more than measuring it.
+# One entry: a worker serving a new run drops the previous run's data.
+_readied: dict[str, Any] = {}
+
+
+def _ready_context(run_id: str, shared: list[Any]) -> Any:
+    context = _readied.get(run_id)
+    if context is None:
+        import ray
+
+        _readied.clear()
+        context = ray.get(shared[0]).local()
+        _readied[run_id] = context
+    return context
+
+
+def _run_item(
+    work: Work, run_id: str, shared: list[Any], item: Any, done: frozenset[str], threads: int, not_after: float | None
+) -> _Outcome:
+    """One work item in a Ray worker: its results, or why it has none."""
+    if not_after is not None and time.time() >= not_after:
+        return _Outcome(late=True)
+    torch.set_num_threads(threads)
+    try:
+        context = _ready_context(run_id, shared)
+        return _Outcome(results=list(work(context, item, done)))
+    except NtknasError as error:
+        return _Outcome(error=str(error), node=f"{socket.gethostname()} (pid {os.getpid()})")
