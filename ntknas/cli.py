@@ -187,6 +187,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     print((outcome.run_dir / "summary.md").read_text())
     search = run_demo_search(args.out, config)
     print(demo_search_text(search, config))
+    print(f"  (the search took {search.seconds:.1f} s)")
     print()
     print(
         f"done in {outcome.seconds + search.seconds:.0f} s; scores, summary and scatter plots in {outcome.run_dir}/, "

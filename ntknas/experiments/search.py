@@ -218,8 +218,11 @@ class TableProposals(SpaceProposals):
 
 
 class SubsetProposals(SpaceProposals):
-    """Search among a given list of architectures only (e.g. cells already measured): drawing
-    from the list, and mutating to one of the list's architectures nearest by ``distance``."""
+    """Search among a given list of architectures only (e.g. cells already measured).
+
+    Drawing is from the list; mutation moves to another member of the list, a member at
+    ``distance`` d with probability proportional to 4^−d: mostly to the nearest ones (a
+    one-op change where the list has one), yet every member stays reachable."""
 
     def __init__(self, space: SearchSpace, archs: Sequence[Any], distance: Callable[[Any, Any], float]) -> None:
         super().__init__(space)
@@ -238,8 +241,8 @@ class SubsetProposals(SpaceProposals):
         key = self.space.key(arch)
         others = [a for a in self.archs if self.space.key(a) != key]
         distances = np.array([self.distance(arch, a) for a in others], dtype=float)
-        nearest = [a for a, d in zip(others, distances) if d == distances.min()]
-        return nearest[int(rng.integers(len(nearest)))]
+        weights = 4.0 ** -(distances - distances.min())
+        return others[int(rng.choice(len(others), p=weights / weights.sum()))]
 
 
 class Reported(ABC):

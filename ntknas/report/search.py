@@ -315,18 +315,20 @@ def _step_curve(xs: np.ndarray, ys: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def plot_best_so_far(path: Path, rows: Sequence[SearchRow], spec: SearchSpec) -> Path:
-    """Best-so-far reported accuracy (the proxy's incumbent) against architectures proposed and
-    against cumulative cost: the mean over runs as a line, ± one standard deviation as a band."""
+    """Best-so-far reported accuracy (the proxy's incumbent) against architectures scored and
+    against cumulative cost: the mean over runs as a line, ± one standard deviation as a band.
+    The y-axis leaves out each curve's first tenth (a few lucky or unlucky first draws)."""
     fig = Figure(figsize=(11, 4.2))
-    by_step, by_cost = fig.subplots(1, 2)
+    by_count, by_cost = fig.subplots(1, 2)
     free = []
+    shown: dict[Any, list[float]] = {by_count: [], by_cost: []}
     for number, label in enumerate(_labels(rows)):
         runs: dict[int, list[SearchRow]] = {}
         for row in rows:
             if row.strategy == label.strategy and row.proxy == label.proxy:
                 runs.setdefault(row.run, []).append(row)
         color = f"C{number % 10}"
-        for ax, x_of in ((by_step, lambda r: float(r.step)), (by_cost, lambda r: r.cost)):
+        for ax, x_of in ((by_count, lambda r: float(r.evaluations)), (by_cost, lambda r: r.cost)):
             curves = [
                 (np.array([x_of(r) for r in rs]), np.array([_nan(r.best_accuracy) for r in rs])) for rs in runs.values()
             ]
@@ -336,26 +338,31 @@ def plot_best_so_far(path: Path, rows: Sequence[SearchRow], spec: SearchSpec) ->
                 continue
             grid = np.linspace(min(float(xs[0]) for xs, _ in curves), top, 200)
             values = np.array([_step_curve(xs, ys, grid) for xs, ys in curves])
-            with np.errstate(all="ignore"):
-                counts = np.sum(np.isfinite(values), axis=0)
-                mean = np.where(counts > 0, np.nansum(values, axis=0) / np.maximum(counts, 1), np.nan)
-                spread = np.array([
-                    np.std(column[np.isfinite(column)]) if np.isfinite(column).sum() > 1 else 0.0 for column in values.T
-                ])
+            counts = np.sum(np.isfinite(values), axis=0)
+            mean = np.array([np.mean(c[np.isfinite(c)]) if n else np.nan for c, n in zip(values.T, counts)])
+            spread = np.array([np.std(c[np.isfinite(c)]) if n > 1 else 0.0 for c, n in zip(values.T, counts)])
             ax.plot(grid, mean, color=color, label=f"{label.text} ({len(curves)} runs)")
             ax.fill_between(grid, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
-    for ax in (by_step, by_cost):
+            tail = slice(len(grid) // 10, None)
+            shown[ax] += [float(np.nanmin(mean[tail] - spread[tail])), float(np.nanmax(mean[tail] + spread[tail]))]
+    for ax in (by_count, by_cost):
         if spec.best_in_space is not None:
             ax.axhline(spec.best_in_space, color="black", linewidth=0.8, linestyle=":", label="best in the space")
-        ax.set_ylabel(f"best-so-far {spec.target} (%)")
+            shown[ax].append(spec.best_in_space)
+        finite = [v for v in shown[ax] if np.isfinite(v)]
+        if len(finite) > 1 and max(finite) > min(finite):
+            margin = 0.05 * (max(finite) - min(finite))
+            ax.set_ylim(min(finite) - margin, max(finite) + margin)
+        ax.set_ylabel(f"best-so-far {spec.target}")
         ax.grid(alpha=0.3)
-    by_step.set_xlabel("architectures proposed (steps)")
+    by_count.set_xlabel("architectures scored (distinct)")
     by_cost.set_xlabel("cumulative cost (device seconds)")
-    by_step.set_title("incumbent chosen by the proxy", fontsize=10)
+    by_count.set_title("incumbent chosen by the proxy", fontsize=10)
     by_cost.set_title("the same against what the search spent", fontsize=10)
-    by_step.legend(fontsize=7)
+    by_count.legend(fontsize=7)
     if free:
-        by_cost.text(0.02, 0.02, "cost 0 (table lookups): " + ", ".join(free), transform=by_cost.transAxes, fontsize=7)
+        by_cost.text(0.5, 0.5, "cost 0 (table lookups):\n" + "\n".join(free), transform=by_cost.transAxes,
+                     fontsize=7, ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
