@@ -206,5 +206,7 @@ def demo_preamble(config: DemoConfig) -> str:
         f"(lr 0.025, momentum 0.9, wd 3e-4, batch {config.train_batch_size}), not NAS-Bench-201's CIFAR accuracy\n"
         f"  metrics: measured at initialization on one augmented batch of {config.batch_size} training digits, "
         "BatchNorm in train and eval mode\n"
-        "For the real experiment on CIFAR-10 and NAS-Bench-201 see `ntknas correlate` in the README.\n"
+        f"  then a miniature search: random search and REA among these cells guided by {config.search_metric} "
+        "(the values just measured), reporting the digits accuracy of what they find\n"
+        "For the real experiments on CIFAR-10 and NAS-Bench-201 see `ntknas correlate` and `ntknas search` in the README.\n"
     )
