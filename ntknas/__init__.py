@@ -58,6 +58,9 @@ _PUBLIC = {
     "TrackConfig": "ntknas.experiments.track",
     "TrackOutcome": "ntknas.experiments.track",
     "run_track": "ntknas.experiments.track",
+    "SearchConfig": "ntknas.experiments.search",
+    "SearchOutcome": "ntknas.experiments.search",
+    "run_search": "ntknas.experiments.search",
     "Executor": "ntknas.experiments.executors",
     "SerialExecutor": "ntknas.experiments.executors",
     "ProcessPoolExecutor": "ntknas.experiments.executors",
@@ -96,6 +99,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.experiments.score import evaluate_metrics as evaluate_metrics
     from ntknas.experiments.score import score as score
     from ntknas.experiments.score import study_batch as study_batch
+    from ntknas.experiments.search import SearchConfig as SearchConfig
+    from ntknas.experiments.search import SearchOutcome as SearchOutcome
+    from ntknas.experiments.search import run_search as run_search
     from ntknas.experiments.track import TrackConfig as TrackConfig
     from ntknas.experiments.track import TrackOutcome as TrackOutcome
     from ntknas.experiments.track import run_track as run_track

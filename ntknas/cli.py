@@ -226,7 +226,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ntknas.experiments.demo import DemoConfig, demo_preamble, run_demo
+    from ntknas.experiments.demo import DemoConfig, demo_preamble, demo_search_text, run_demo, run_demo_search
 
     config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
     print(demo_preamble(config))
@@ -235,7 +235,14 @@ def _run_demo(args: argparse.Namespace) -> int:
     progress.close()
     print()
     print((outcome.run_dir / "summary.md").read_text())
-    print(f"done in {outcome.seconds:.0f} s; scores, summary and scatter plots in {outcome.run_dir}/")
+    search = run_demo_search(args.out, config)
+    print(demo_search_text(search, config))
+    print(f"  (the search took {search.seconds:.1f} s)")
+    print()
+    print(
+        f"done in {outcome.seconds + search.seconds:.0f} s; scores, summary and scatter plots in {outcome.run_dir}/, "
+        f"the search in {search.run_dir}/"
+    )
     return 0
 
 
@@ -346,16 +353,91 @@ def _run_track(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_search(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "search",
+        help="find architectures guided by a metric, a zero-cost proxy or a benchmark column; report accuracy and cost",
+        description=(
+            "Run random search, regularized evolution (REA) or a two-stage search guided by a proxy: any "
+            "registered metric measured at --proxy-epochs of the study's training recipe, or bench:COLUMN "
+            "(a benchmark column: the oracle baseline). The --target accuracy of the choices is reported, "
+            "never used for guidance. Proxy values are stored like correlate's and reused from --cache "
+            "folders; resumable: rerun the same command after a kill."
+        ),
+    )
+    parser.add_argument("--space", default="nb201", help="nb201 | nb101 | any registered space (default nb201)")
+    parser.add_argument("--dataset", default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
+    parser.add_argument("--data-dir", help="folder with the dataset in its official format (needed only for values not stored yet)")
+    parser.add_argument("--benchmark", required=True, help="ground truth table: NB201 CSV/.pth or NB101 table (.npz/.csv)")
+    parser.add_argument("--target", help="reported accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
+    parser.add_argument("--strategy", default="random", type=_csv_list, help="random | rea | two-stage, or a comma-separated list (default random)")
+    parser.add_argument("--proxy", required=True, type=_csv_list, help="metric name(s), e.g. synflow,naswot, or bench:COLUMN (comma-separated)")
+    parser.add_argument("--proxy-table", help="table for bench:COLUMN proxies (default: --benchmark), e.g. nb201_supplementary.csv")
+    parser.add_argument("--proxy-epochs", type=int, default=0, help="train each network this many epochs before measuring the proxy (default 0: at initialization)")
+    parser.add_argument("--candidates", type=int, help="architectures scored per run (default 100 unless only --time-budget is given)")
+    parser.add_argument("--time-budget", type=float, metavar="SECONDS", help="stop a run once its accounted cost (device seconds of proxies and training) reaches this")
+    parser.add_argument("--runs", type=int, default=10, help="independent runs; run r uses seed --seed + r (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of run 0 (default 0)")
+    parser.add_argument("--population", type=int, default=10, help="REA population (default 10, the NAS-Bench-201 paper's)")
+    parser.add_argument("--tournament", type=int, default=3, help="REA tournament sample (default 3, the NAS-Bench-201 paper's)")
+    parser.add_argument("--top-k", type=int, default=10, help="two-stage: candidates kept for the second proxy (default 10)")
+    parser.add_argument("--second-proxy", default="lga", help="two-stage: metric measured after training (default lga)")
+    parser.add_argument("--second-epochs", type=int, default=1, help="two-stage: epochs trained before the second proxy (default 1)")
+    parser.add_argument("--cache", action="append", default=[], metavar="RUN_DIR", help="reuse values stored in another correlate or search run folder (repeatable)")
+    parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode of the proxies (default train)")
+    parser.add_argument("--protocol", default="study", choices=["study", "zc"], help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
+    parser.add_argument("--batch-size", type=int, help="measurement batch (default: the protocol's)")
+    parser.add_argument("--model-seed", type=int, help="model and data seed of the measurements (default: the protocol's, 42)")
+    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
+    parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters")
+    parser.add_argument("--train-batch-size", type=int, default=1024, help="SGD batch size for --proxy-epochs / --second-epochs (default 1024)")
+    parser.add_argument("--out", required=True, help="run folder (results.sqlite, search.csv, summary.json, summary.md, plot)")
+    parser.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes measuring proxies (default 1)")
+    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    parser.set_defaults(handler=_run_search)
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    from ntknas.experiments.search import SearchConfig, run_search
+
+    candidates = args.candidates
+    if candidates is None and args.time_budget is None:
+        candidates = 100
+    config = SearchConfig(
+        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
+        target=args.target, strategies=args.strategy, proxies=args.proxy, proxy_table=args.proxy_table,
+        proxy_epochs=args.proxy_epochs, second_proxy=args.second_proxy, second_epochs=args.second_epochs,
+        top_k=args.top_k, population=args.population, tournament=args.tournament, candidates=candidates,
+        time_budget=args.time_budget, runs=args.runs, seed=args.seed, bn=args.bn, protocol=args.protocol,
+        batch_size=args.batch_size, model_seed=args.model_seed, variant=args.variant, params=args.params,
+        train_batch_size=args.train_batch_size, cache=tuple(args.cache), out=args.out, device=args.device,
+        workers=args.workers, force=args.force,
+    )
+    if args.no_progress:
+        logging.getLogger("ntknas").setLevel(logging.WARNING)
+    progress = Progress("archs", enabled=False if args.no_progress else None)
+    outcome = run_search(config, on_progress=progress, command_line=args.command_line)
+    progress.close()
+    print(
+        f"{outcome.measured} proxy values measured, {outcome.from_cache} taken from --cache; "
+        f"{outcome.seconds:.1f} s. Results in {outcome.run_dir}/"
+    )
+    print((outcome.run_dir / "summary.md").read_text())
+    return 0
+
+
 def _add_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "report",
-        help="an HTML and Markdown report of correlate and track run folders",
+        help="an HTML and Markdown report of correlate, track and search run folders",
         description=(
             "Write report.html (self-contained: tables, embedded plots, commands, versions, seeds, wall "
             "times) and report.md (the same, with relative image links) for one or more run folders."
         ),
     )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by ntknas correlate or ntknas track")
+    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="folders written by ntknas correlate, track or search")
     parser.add_argument("--out", help="folder for report.html and report.md (default: the first RUN_DIR)")
     parser.set_defaults(handler=_run_report)
 
@@ -383,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(commands)
     _add_export_benchmark(commands)
     _add_track(commands)
+    _add_search(commands)
     _add_report(commands)
     return parser
 

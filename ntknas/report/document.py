@@ -3,7 +3,7 @@
 The report is built as a short list of blocks (headings, paragraphs, key/value lists, tables,
 code, images) and rendered twice: ``report.html`` is self-contained (PNG plots embedded as
 base64 data URIs, every text escaped) and ``report.md`` links the same plots by relative path.
-Each run folder's kind (correlate or track) is read from its store.
+Each run folder's kind (correlate, track or search) is read from its store.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ntknas.store import STORE_FILE, ResultStore
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUN_KINDS = ("correlate", "track", "search")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -215,19 +216,19 @@ def open_run(run_dir: str | Path) -> ResultStore:
     """The store of an existing run folder; refuses folders that hold no run (creates nothing)."""
     path = Path(run_dir)
     if not path.exists():
-        raise DataError(f"run folder {path} does not exist: pass a folder written by ntknas correlate or ntknas track")
+        raise DataError(f"run folder {path} does not exist: pass a folder written by ntknas correlate, track or search")
     if not path.is_dir():
-        raise DataError(f"{path} is not a folder: pass a run folder written by ntknas correlate or ntknas track")
+        raise DataError(f"{path} is not a folder: pass a run folder written by ntknas correlate, track or search")
     if not (path / STORE_FILE).is_file():
         raise DataError(
-            f"{path} has no {STORE_FILE}: it is not a run folder; pass the --out folder of ntknas correlate or ntknas track"
+            f"{path} has no {STORE_FILE}: it is not a run folder; pass the --out folder of ntknas correlate, track or search"
         )
     store = ResultStore(path)
-    if store.get_meta("kind") not in ("correlate", "track"):
+    if store.get_meta("kind") not in RUN_KINDS:
         kind = store.get_meta("kind")
         store.close()
         raise DataError(
-            f"{path / STORE_FILE} holds no correlate or track run (kind {kind!r}): "
+            f"{path / STORE_FILE} holds no correlate, track or search run (kind {kind!r}): "
             "rerun the command that writes this folder"
         )
     return store
@@ -337,13 +338,69 @@ def _track_blocks(store: ResultStore) -> list[Block]:
     return blocks
 
 
+def _search_blocks(store: ResultStore) -> list[Block]:
+    from ntknas.report.search import (
+        SEARCH_HEADERS,
+        SEARCH_PLOT,
+        SUMMARY_JSON,
+        search_facts,
+        search_table_rows,
+    )
+
+    run_dir = store.run_dir
+    summary_path = run_dir / SUMMARY_JSON
+    blocks: list[Block] = [_settings_table(store.get_meta("settings") or {})]
+    if not summary_path.is_file():
+        return blocks + [Paragraph(f"No {SUMMARY_JSON} in this folder: rerun the search command to write it.")]
+    summary = json.loads(summary_path.read_text())
+    blocks = [Facts(tuple((label, value, False) for label, value in search_facts(summary))), *blocks]
+    blocks += [
+        Heading("Search results", 3),
+        Paragraph(
+            "Accuracy is the reported target of each run's final choice, which the proxy alone made; ± is "
+            "the sample standard deviation over runs; regret is the best in the space minus it; cost is "
+            "the device seconds of proxy evaluation and training a run spent (mean per run)."
+        ),
+        Table(SEARCH_HEADERS, tuple(search_table_rows(summary["searches"])), caption="Per strategy and proxy"),
+    ]
+    plots = _images([run_dir / SEARCH_PLOT], lambda p: "best-so-far reported accuracy against steps and cost")
+    if plots:
+        blocks += [Heading("Plots", 3), *plots]
+    return blocks
+
+
+def _search_comparison(run_dirs: Sequence[Path]) -> list[Block]:
+    """Every search of several search folders in one table (e.g. proxy-guided beside oracle)."""
+    from ntknas.report.search import SEARCH_HEADERS, SUMMARY_JSON, search_table_rows
+
+    rows: list[tuple[str, ...]] = []
+    targets = set()
+    for run_dir in run_dirs:
+        path = run_dir / SUMMARY_JSON
+        if not path.is_file():
+            continue
+        summary = json.loads(path.read_text())
+        targets.add(f"{summary['spec']['target']} ({summary['spec']['dataset']})")
+        rows += [(run_dir.name, *row) for row in search_table_rows(summary["searches"])]
+    if not rows:
+        return []
+    note = "Reported accuracy: " + ", ".join(sorted(targets)) + (
+        " — the folders report DIFFERENT targets, so their rows do not compare." if len(targets) > 1 else "."
+    )
+    return [
+        Heading("Search comparison", 2, anchor="search-comparison"),
+        Paragraph(note),
+        Table(("folder", *SEARCH_HEADERS), tuple(rows), caption="Every search of the search folders"),
+    ]
+
+
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> ReportFiles:
-    """Write ``report.html`` and ``report.md`` for any mix of correlate and track run folders.
+    """Write ``report.html`` and ``report.md`` for any mix of correlate, track and search run folders.
 
     ``out`` defaults to the first run folder.
     """
     if not run_dirs:
-        raise DataError("no run folder given: pass one or more folders written by ntknas correlate or ntknas track")
+        raise DataError("no run folder given: pass one or more folders written by ntknas correlate, track or search")
     stores = []
     try:
         for run_dir in run_dirs:
@@ -363,7 +420,11 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
         for number, store in enumerate(stores, start=1):
             kind = store.get_meta("kind")
             blocks += _run_header(store, number, kind)
-            blocks += _correlate_blocks(store) if kind == "correlate" else _track_blocks(store)
+            render = {"correlate": _correlate_blocks, "track": _track_blocks, "search": _search_blocks}[kind]
+            blocks += render(store)
+        searches = [s.run_dir for s in stores if s.get_meta("kind") == "search"]
+        if len(searches) > 1:
+            blocks += _search_comparison(searches)
     finally:
         for store in stores:
             store.close()
