@@ -396,6 +396,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes measuring proxies (default 1)")
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    _add_executor_options(parser)
     parser.set_defaults(handler=_run_search)
 
 
@@ -418,7 +419,7 @@ def _run_search(args: argparse.Namespace) -> int:
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)
     progress = Progress("archs", enabled=False if args.no_progress else None)
-    outcome = run_search(config, on_progress=progress, command_line=args.command_line)
+    outcome = run_search(config, executor=_executor(args), on_progress=progress, command_line=args.command_line)
     progress.close()
     print(
         f"{outcome.measured} proxy values measured, {outcome.from_cache} taken from --cache; "
