@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from ntknas.spaces.nb101 import NB101Spec
+
 from fixtures_data import write_cifar10
 from fixtures_nb101 import CELLS, GRAPH_LABELS, write_all_graphs_json, write_official_tfrecord
 from ntknas.cli import main
@@ -78,7 +80,7 @@ def test_nb101_hash_lines_and_all_graphs_json(nb101_table, tmp_path):
     entries = _entries("nb101", nb101_table, graphs)
     assert [e.key for e in entries] == written
     for entry, (adjacency, ops) in zip(entries, order):
-        assert entry.build == (adjacency, ops)
+        assert entry.build == NB101Spec.from_arrays(adjacency, ops)  # the file's own drawing
     assert [e.key for e in _entries("nb101", nb101_table, graphs, archs="0:2")] == written[:2]
 
 
@@ -91,11 +93,11 @@ def test_all_graphs_networks_are_built_from_the_files_drawing(nb101_table, tmp_p
     labels = [-1, GRAPH_LABELS[C1], GRAPH_LABELS[C3], -2]
     graphs.write_text(json.dumps({nb101_hash(adjacency, table_ops): [adjacency, labels]}))
     (entry,) = _entries("nb101", nb101_table, graphs)
-    assert entry.build == (adjacency, drawn_ops)
+    assert entry.build == NB101Spec.from_arrays(adjacency, drawn_ops)
     listing = tmp_path / "hash.txt"
     listing.write_text(nb101_hash(adjacency, table_ops))
     (from_table,) = _entries("nb101", nb101_table, listing)
-    assert list(from_table.build[1]) == table_ops
+    assert list(from_table.build.ops) == table_ops
 
 
 def test_bad_files_are_one_line_errors(nb201_table, nb101_table, tmp_path):
@@ -110,7 +112,7 @@ def test_bad_files_are_one_line_errors(nb201_table, nb101_table, tmp_path):
     with pytest.raises(DataError, match="lists no architecture"):
         read_archs_file(listing, "nb201")
     listing.write_text("00005c142e6f48ac74fdcf73e343987\n")
-    with pytest.raises(InvalidArchError, match="line 1: .* is not a 32-hex-digit"):
+    with pytest.raises(InvalidArchError, match="line 1: .* 32-hex-digit"):
         read_archs_file(listing, "nb101")
     listing.write_text("ffffffffffffffffffffffffffffffff\n")
     with pytest.raises(UnknownNameError, match="lists 'ffffffffffffffffffffffffffffffff'"):

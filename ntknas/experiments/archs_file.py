@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.spaces import get_space
 
 _HASH = re.compile(r"^[0-9a-f]{32}$")
 _GRAPH_LABELS = {-1: "input", -2: "output", 0: "conv3x3-bn-relu", 1: "conv1x1-bn-relu", 2: "maxpool3x3"}
@@ -96,7 +97,7 @@ def read_archs_file(path: str | os.PathLike[str], space: str) -> list[ListedArch
 
 
 def _read_graphs_json(text: str, path: Path, space: str) -> list[ListedArch]:
-    if space != "nb101":
+    if not get_space(space).lists_graphs:
         raise DataError(
             f"--archs-file {path} is JSON (the NAS-Bench-101 all_graphs.json form) but the space is "
             f"{space!r}: list one NB201 index or arch string per line instead"
@@ -134,18 +135,17 @@ def _read_lines(text: str, path: Path, space: str) -> list[ListedArch]:
 
 
 def _line_key(line: str, space: str) -> int | str:
-    if space == "nb101":
-        key = line.lower()
-        if not _HASH.match(key):
-            raise InvalidArchError(f"{line[:60]!r} is not a 32-hex-digit NAS-Bench-101 module hash")
-        return key
-    if space != "nb201":
-        raise InvalidArchError(f"--archs-file lists NB201 or NB101 architectures, not {space!r} ones")
-    from ntknas.spaces import nb201
-
-    if line.isdigit() and len(line) != 6:  # 6 digits are op codes (an index has at most 5)
-        return nb201.index_of(nb201.arch_from_index(int(line)))
-    return nb201.index_of(nb201.parse_arch(line))
+    """The benchmark key of a line: the space's own spelling first (NB201: 6 digits are op codes),
+    else any key spelling its table accepts (NB201 index, NB101 hash)."""
+    search_space = get_space(space)
+    try:
+        value: Any = search_space.parse(line)
+    except InvalidArchError:
+        value = line
+    try:
+        return search_space.table_key(value)  # type: ignore[return-value]
+    except (InvalidArchError, UnknownNameError) as error:
+        raise InvalidArchError(str(error)) from None
 
 
 def first_unknown(listed: Sequence[ListedArch], known: np.ndarray) -> ListedArch | None:

@@ -54,6 +54,8 @@ class SearchSpace(ABC):
     default_targets: tuple[str, ...] = ()
     #: Where a user gets the space's benchmark table, for "file not found" messages.
     table_source: str = "a CSV with an 'arch' column and one column per accuracy"
+    #: Whether ``--archs-file`` may list the space's cells as a JSON graph file (NB101's all_graphs.json).
+    lists_graphs: bool = False
     #: Whether accuracy columns stored as fractions in [0, 1] are scaled to percent.
     fraction_accuracies: bool = False
     #: How ``--arch`` spells an architecture of the space, for messages.

@@ -525,6 +525,7 @@ class NB101Space(SearchSpace):
     table_key_columns = ("hash",)
     default_targets = ("test_max", "test_acc_seed0")
     fraction_accuracies = True
+    lists_graphs = True
     arch_help = 'a module hash (with --benchmark TABLE) or JSON {"adjacency": [[...]], "ops": ["input", ..., "output"]}'
     table_source = (
         "get the NAS-Bench-101 results nasbench_only108.tfrecord (github.com/google-research/"
