@@ -152,7 +152,7 @@ def test_nb101_run_measures_the_files_cells_with_the_study_init(nb101_table, tmp
         archs_file=str(graphs), archs="0:2", batch_size=4, bn_modes=("train",), metrics=("knas",),
         nb101_stem_channels=4, network_options={"num_stacks": 1, "cells_per_stack": 1}, out=str(tmp_path / "run"),
     )
-    outcome = run_correlate(config, show_progress=False)
+    outcome = run_correlate(config)
     assert outcome.measured == 2
     with (tmp_path / "run" / "scores.csv").open() as handle:
         rows = list(csv.DictReader(handle))

@@ -326,7 +326,7 @@ def test_several_images_use_per_image_forwards_and_the_mode_is_part_of_the_setti
     assert "forward" not in TrackConfig().store_settings()  # one image: both modes are one kernel
     assert TrackConfig(samples=2).store_settings()["forward"] == "per-image"
     out = tmp_path / "run"  # index 1462: every edge a 3x3 conv, so the cells' batch statistics matter
-    run_track(_config(cifar_dir, out, archs="1462", epochs=0, samples=2), show_progress=False)
+    run_track(_config(cifar_dir, out, archs="1462", epochs=0, samples=2))
     stored = torch.load(out / "checkpoints" / "nb201_01462.pt", weights_only=True)["theta_0"]
     train_set = load_dataset("cifar10", cifar_dir, "train")
     inputs, _ = label_sorted_batch(train_set, 2, seed=42, batch_size=40)
@@ -335,4 +335,4 @@ def test_several_images_use_per_image_forwards_and_the_mode_is_part_of_the_setti
     assert torch.equal(stored, full_ntk(net, inputs, strategy="batched", forward="per-image"))
     assert not torch.allclose(stored, full_ntk(net, inputs, strategy="batched", forward="batch"))
     with pytest.raises(DataError, match="forward: stored 'per-image' vs now 'batch'"):
-        run_track(_config(cifar_dir, out, archs="1462", epochs=0, samples=2, forward="batch"), show_progress=False)
+        run_track(_config(cifar_dir, out, archs="1462", epochs=0, samples=2, forward="batch"))
