@@ -471,11 +471,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _CurrentStderr(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record arrives (not the stream of the first
+    call), so redirected or replaced streams keep working."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # a logging failure must never stop a run
+            self.handleError(record)
+
+
 def _show_library_logs() -> None:
     """Library code logs to the ``ntknas`` logger; the command line shows its INFO lines plainly."""
     logger = logging.getLogger("ntknas")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+    if not any(isinstance(handler, _CurrentStderr) for handler in logger.handlers):
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
         logger.propagate = False

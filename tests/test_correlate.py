@@ -290,13 +290,13 @@ def test_worker_processes_store_what_one_process_stores(cifar_dir, nb201_csv, tm
     assert (again.measured, again.skipped) == (0, 4)
 
 
-def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_dir, nb201_csv, tmp_path, capsys):
+def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_dir, nb201_csv, tmp_path, caplog):
     out = tmp_path / "run"
     stopped = run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:2"))
     assert stopped.measured == 2
     outcome = run_correlate(_config(cifar_dir, nb201_csv, out, time_budget=0.0))
     assert outcome.measured == 0 and len(outcome.entries) == 2 and outcome.stopped_by_budget
-    assert "time budget of 0 s reached: 0 of 2 architectures measured" in capsys.readouterr().err
+    assert "time budget of 0 s reached: 0 of 2 architectures measured" in caplog.text
     assert all(r["n"] == 2 for r in json.loads((out / "summary.json").read_text()))
     finished = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (finished.measured, finished.skipped) == (2, 2)
