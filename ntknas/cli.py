@@ -490,7 +490,6 @@ def _show_library_logs() -> None:
         handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(message)s"))
         logger.addHandler(handler)
-        logger.propagate = False
     logger.setLevel(logging.INFO)
 
 
