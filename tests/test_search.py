@@ -192,7 +192,10 @@ def test_two_stage_trains_the_top_k_and_picks_by_the_second_proxy(space, table, 
     assert record["epochs_mean"] == 3.0 and record["cost_mean"] > 0
 
 
-def test_time_budget_stops_a_run_once_its_cost_reaches_it(space, table, tmp_path):
+def test_time_budget_stops_a_run_once_its_cost_reaches_it(space, table, tmp_path, monkeypatch):
+    # Each measurement takes at least 3 ms, so a 0.02 s budget ends a run long before REA could
+    # exhaust the 256-architecture toy space (which would stop it early, legitimately).
+    monkeypatch.setenv("NTKNAS_TOY_METRIC_DELAY", "0.003")
     out = tmp_path / "run"
     config = _config(table, out, proxies=("toy_params",), candidates=None, time_budget=0.02, runs=2,
                      strategies=("random", "rea"), network_options={"width": 2})

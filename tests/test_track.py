@@ -285,7 +285,7 @@ def test_other_settings_in_the_same_folder_are_refused(full_run, cifar_dir):
         (["--band", "nonsense:1:2"], "unknown target column"),
         (["--band", "cifar10_test:92.4:92.9", "--sample", "100000"], "lower --sample"),
         (["--archs", "0", "--every", "0"], "--every must be"),
-        (["--archs", "0", "--space", "nb101"], "nb201 only"),
+        (["--archs", "0", "--space", "nb101"], "official order (e.g. nb201)"),
         (["--archs", "conv"], "not a NAS-Bench-201 arch"),
         (["--archs", "0", "--strategy", "fast"], "unknown kernel strategy 'fast'"),
         ([], "needs --archs"),
