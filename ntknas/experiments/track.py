@@ -36,6 +36,7 @@ from ntknas.experiments.executors import Executor, Task, make_executor
 from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.runtime import environment, resolve_device
 from ntknas.experiments.selection import parse_positions
+from ntknas.experiments.validation import check_settings
 from ntknas.kernel.distances import kernel_distances
 from ntknas.report.tracking import ARCHS_META
 from ntknas.spaces import SearchSpace, build_network, get_space
@@ -192,6 +193,7 @@ class TrackConfig:
                 raise NtknasError(f"{flag} must be an integer >= {minimum}, got {value!r}")
         if self.sample is not None and self.sample < 1:
             raise InvalidArchError(f"--sample must be at least 1, got {self.sample}")
+        check_settings(self)
 
     def measured_epochs(self) -> list[int]:
         """0, every, 2·every, … and always the last epoch."""
