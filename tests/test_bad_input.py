@@ -247,8 +247,10 @@ def test_the_target_column_is_named_in_every_summary(files):
     records = json.loads((run / "summary.json").read_text())
     assert records and {r["target"] for r in records} == {"cifar10_valid_test"}
     report = write_report([run], run.parent / "report")
-    text = Path(report.markdown).read_text()
-    assert "cifar10_valid_test" in text and "Rank correlation with cifar10_valid_test" in text
+    text = Path(report.markdown).read_text().replace("\\_", "_")
+    assert "accuracy (target column):** `cifar10_valid_test`" in text
+    assert "Rank correlation with cifar10_valid_test" in text
+    assert "Rank correlation with cifar10_valid_test" in Path(report.html).read_text()
 
 
 def test_library_callers_get_the_flag_names_too(files):
