@@ -189,3 +189,33 @@ def test_number_checks_accept_or_refuse_in_one_line(value):
             _one_line(error)
             continue
         assert check(str(result)) == result
+
+
+track_archs_texts = st.one_of(
+    st.text(max_size=30),
+    st.text(alphabet="0123456789:, |+~", max_size=30),
+    st.lists(st.one_of(st.integers(-2, 15630).map(str), op_code_texts, arch_texts), min_size=1, max_size=4).map(",".join),
+)
+
+
+@FAST
+@given(track_archs_texts)
+def test_track_archs_parse_or_refuse_in_one_line(text):
+    from ntknas.experiments.track import parse_arch_list
+
+    try:
+        archs = parse_arch_list(text, "nb201")
+    except InvalidArchError as error:
+        _one_line(error)
+        return
+    assert archs and all(isinstance(a, NB201Arch) for a in archs)
+    assert parse_arch_list(",".join(a.op_codes for a in archs), "nb201") == archs
+
+
+@FAST
+@given(arch_texts)
+def test_canonical_arch_strings_never_raise(text):
+    from ntknas.spaces.nb201 import canonical_arch_string
+
+    canonical = canonical_arch_string(text)
+    assert canonical_arch_string(canonical) == canonical

@@ -101,7 +101,7 @@ def parse_arch_list(text: str, space: str | SearchSpace = "nb201") -> list[Any]:
             continue
         if ":" in part and "|" not in part and total is not None:
             archs = [search_space.arch_at(i) for i in parse_positions(part, total)]
-        elif part.isdigit() and total is not None:
+        elif part.isascii() and part.isdigit() and total is not None:  # not "²"
             try:
                 archs = [search_space.parse(part)]
             except InvalidArchError:
