@@ -311,7 +311,7 @@ def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_di
 
 
 @pytest.mark.parametrize("extra, message", [(["--workers", "0"], "argument --workers: must be a positive integer"),
-                                            (["--time-budget", "-5"], "--time-budget must be")])
+                                            (["--time-budget", "-5"], "argument --time-budget: must be a finite number of seconds >= 0")])
 def test_bad_workers_or_budget_is_one_line(extra, message, cifar_dir, nb201_csv, tmp_path, capsys):
     code, _, err = _cli(["correlate", "--data-dir", str(cifar_dir), "--benchmark", str(nb201_csv), "--archs", "0:2",
                          "--out", str(tmp_path / "run"), "--no-progress", *extra], capsys)
