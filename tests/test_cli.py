@@ -9,8 +9,16 @@ from ntknas.cli import main
 from ntknas.experiments.demo import DemoConfig, run_demo
 
 
+def _exit_status(args):
+    """main's return value, or the status of argparse's SystemExit (a refused option value)."""
+    try:
+        return main(args)
+    except SystemExit as exit_:
+        return exit_.code
+
+
 def _run(args, capsys):
-    code = main(args)
+    code = _exit_status(args)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -28,7 +36,7 @@ def test_score_batch_file_text_output(tmp_path, capsys):
     rng = np.random.default_rng(0)
     path = tmp_path / "batch.npz"
     np.savez(path, images=rng.integers(0, 256, (5, 16, 16, 3), dtype=np.uint8), labels=np.array([0, 1, 2, 0, 1]))
-    code, out, err = _run(["score", "--arch", "222222", "--batch-file", str(path), "--bn", "eval",
+    code, out, err = _run(["score", "--arch", "222222", "--batch-file", str(path), "--dataset", "cifar10", "--bn", "eval",
                            "--metrics", "knas,lga,synflow"], capsys)
     assert code == 0, err
     assert "knas" in out and "synflow" in out and "ranks by" in out
@@ -41,7 +49,7 @@ def test_score_batch_file_text_output(tmp_path, capsys):
         (["score", "--arch", "|conv_5x5~0|+|none~0|none~1|+|none~0|none~1|none~2|"], "conv_5x5"),
         (["score", "--index", "20000"], "15624"),
         (["score", "--space", "nb301"], "unknown search space"),
-        (["score", "--batch-file", "/nonexistent/batch.npz"], "not found"),
+        (["score", "--batch-file", "/nonexistent/batch.npz", "--dataset", "digits"], "not found"),
         (["score", "--dataset", "cifar10", "--data-dir", "/nonexistent"], "cifar"),
         (["score", "--dataset", "mnist", "--data-dir", "/tmp"], "unknown dataset"),
         (["score", "--metrics", "accuracy"], "unknown metric"),

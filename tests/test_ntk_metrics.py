@@ -53,17 +53,41 @@ def test_lga_undefined_cases_are_missing_not_numbers():
         label_gradient_alignment(np.ones((2, 2)), np.array([0, 1]))
 
 
-def test_condition_number_ignores_float_noise_eigenvalues():
-    # Rank-2 kernel of a 4-sample batch plus float32-sized noise in the null space.
+def test_condition_number_floors_float_noise_eigenvalues_at_the_cutoff():
+    # Rank-2 kernel of a 4-sample batch plus float32-sized noise in the null space (SPEC §2).
     basis = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
     spectrum = np.array([1e-12, -1e-12, 2.0, 10.0])
     kernel = basis @ np.diag(spectrum) @ basis.T
     values = eigenvalues(kernel)
     cutoff = default_eigen_cutoff(4)
     assert numerical_rank(values, cutoff) == 2
-    assert condition_number(values, cutoff) == pytest.approx(5.0)
+    # λ_min is floored at cutoff·λ_max: a singular kernel gets the worst finite value 1/cutoff,
+    # worse than any full-rank kernel of the batch, never the flattering 10/2 of its nonzero part.
+    assert condition_number(values, cutoff) == pytest.approx(1 / cutoff)
+    full_rank = basis @ np.diag([0.5, 1.0, 2.0, 10.0]) @ basis.T
+    assert condition_number(eigenvalues(full_rank), cutoff) == pytest.approx(20.0)
+    assert condition_number(eigenvalues(full_rank), cutoff) < condition_number(values, cutoff)
     # The reference behaviour divides by the noise: a huge or negative number.
     assert abs(condition_number_reference(kernel)) > 1e6
+    # Above the floor, tenas is the plain λ_max / λ_min, as the reference computes it.
+    assert condition_number(eigenvalues(full_rank), cutoff) == pytest.approx(condition_number_reference(full_rank), rel=1e-5)
+
+
+def test_identical_images_give_the_worst_tenas_and_rank_one():
+    # Four identical images: every row of J is the same, K has rank 1. The smallest eigenvalue
+    # above the cutoff would give tenas = 1, the best possible score; floored, it is the worst.
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(), torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3),
+    )
+    x = torch.randn(1, 3, 8, 8).repeat(4, 1, 1, 1)
+    y = torch.tensor([0, 1, 2, 0])
+    values = score(net, x, y, metrics=("tenas", "ntk_rank"), bn_mode="eval")
+    assert values["ntk_rank"] == 1
+    assert values["tenas"] == pytest.approx(1 / default_eigen_cutoff(4), rel=1e-9)
+    distinct = score(net, torch.randn(4, 3, 8, 8), y, metrics=("tenas", "ntk_rank"), bn_mode="eval")
+    assert distinct["tenas"] < values["tenas"]
 
 
 def test_condition_number_of_zero_kernel_is_missing():

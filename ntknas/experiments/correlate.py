@@ -26,6 +26,7 @@ from ntknas.experiments.executors import Executor, Task, make_executor
 from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.runtime import device_name, environment, resolve_device
 from ntknas.experiments.score import MetricValue, evaluate_metrics
+from ntknas.experiments.validation import check_batch_fits, check_settings
 from ntknas.kernel import BN_MODES
 from ntknas.metrics import DEFAULT_METRICS, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
@@ -107,10 +108,7 @@ class CorrelateConfig:
         epochs = tuple(sorted(set(self.train_epochs)))
         if not epochs or epochs[0] < 0:
             raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
-        if self.workers < 1:
-            raise NtknasError(f"--workers must be at least 1, got {self.workers}")
-        if self.time_budget is not None and self.time_budget < 0:
-            raise NtknasError(f"--time-budget must be a number of seconds >= 0, got {self.time_budget:g}")
+        check_settings(self)
         InitScheme(self.init, self.bias_init)  # refuse unknown names before any work
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
         return CorrelateConfig(
@@ -207,6 +205,12 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
 
     Positions index the benchmark's order, or with ``--archs-file`` the file's order.
     """
+    return entries_and_target(config)[0]
+
+
+def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
+    """:func:`entries_from_benchmark` and the name of the target column the accuracies come from
+    (refused when it cannot rank: fewer than 3 distinct finite values)."""
     from ntknas.experiments.archs_file import ListedArch, check_known, read_archs_file
     from ntknas.experiments.selection import select_positions, take
     from ntknas.groundtruth import load_benchmark
@@ -220,6 +224,7 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
     if config.archs_file:  # read first: a malformed file is reported before a slow benchmark load
         listed = read_archs_file(config.archs_file, config.space)
     benchmark = load_benchmark(config.benchmark, config.space, config.target)
+    benchmark.check_rankable()
     space = get_space(config.space)
     if listed is not None:
         check_known(listed, benchmark.row_keys, str(config.archs_file), benchmark.source)
@@ -235,7 +240,7 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
         arch = space.coerce(drawn) if drawn is not None else benchmark.arch(key)
         index = space.index(arch)
         entries.append(ArchEntry(space.key(arch), position if index is None else index, arch, accuracy))
-    return entries
+    return entries, benchmark.target
 
 
 def build_options(config: CorrelateConfig) -> dict[str, Any]:
@@ -334,7 +339,8 @@ def run_correlate(
     runner = executor or make_executor(config.workers, config.device)
     device = runner.driver_device(config.device)  # where the shared data is readied
     if entries is None:
-        entries = entries_from_benchmark(config)
+        entries, target = entries_and_target(config)
+        config = replace(config, target=target)  # named in the summary even when defaulted
     entries = list(entries)
     run_dir = Path(config.out)
     with ExitStack() as stack:
@@ -405,9 +411,11 @@ def _measurement_batch(
 ) -> MeasurementBatch:
     assert config.batch_size is not None and config.seed is not None
     if config.measured_on == "train_augmented":
+        check_batch_fits(config.batch_size, len(train_set), f"{train_set.info.name} training images")
         inputs, targets = draw_batch(train_set, config.batch_size, seed=config.seed, augment=True)
     else:
         assert test_set is not None
+        check_batch_fits(config.batch_size, len(test_set), f"{test_set.info.name} test images (runs that train measure on those)")
         inputs, targets = first_images(test_set, config.batch_size)
     return MeasurementBatch(inputs, targets)
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from ntknas.experiments.search import SearchOutcome
 
 GROUND_TRUTH_FILE = "demo_groundtruth.json"
+DEMO_TARGET = "digits test accuracy after the demo's own training"
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def run_demo(
     ]
     correlate_config = CorrelateConfig(
         space="nb201", archs=None, batch_size=config.batch_size, bn_modes=("train", "eval"),
-        metrics=config.metrics, out=str(out), seed=config.model_seed,
+        metrics=config.metrics, out=str(out), seed=config.model_seed, target=DEMO_TARGET,
         network_options={"channels": config.channels, "cells_per_stage": config.cells_per_stage},
     )
     log.info("measuring the NTK metrics of %d cells at initialization…", len(entries))

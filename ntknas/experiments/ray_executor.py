@@ -307,7 +307,7 @@ def _check_reachable(address: str, head: str, timeout: float) -> None:
     """Fail within ``timeout`` seconds when nothing listens at the head node: ``ray.init`` would
     retry for minutes before it gives up."""
     host, _, port = head.rpartition(":")
-    if not head or not host or not port.isdigit():
+    if not head or not host or not (port.isascii() and port.isdigit()):
         if head:
             raise NtknasError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
         return

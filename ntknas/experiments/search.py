@@ -57,6 +57,7 @@ from ntknas.experiments.strategies import (
     StrategySettings,
     get_strategy,
 )
+from ntknas.experiments.validation import check_settings
 from ntknas.groundtruth import Benchmark, load_benchmark
 from ntknas.kernel import BN_MODES
 from ntknas.metrics import get_metric
@@ -149,6 +150,7 @@ class SearchConfig:
             raise NtknasError(
                 "bench: proxies cost nothing, so --time-budget alone never ends their search: give --candidates"
             )
+        check_settings(self)
         return _replace(self, strategies=strategies, proxies=proxies, second_proxy=self.second_proxy.strip())
 
     def store_settings(self, info: DatasetInfo) -> dict[str, Any]:
@@ -594,6 +596,7 @@ def run_search(
         benchmark = load_benchmark(config.benchmark, space.name, config.target)
     if reported is None:
         assert benchmark is not None
+        benchmark.check_rankable()
         reported = TableReported(benchmark, space)
     if proposals is None:
         proposals = SpaceProposals(space) if space.size() is not None or benchmark is None else TableProposals(space, benchmark)

@@ -17,7 +17,9 @@ def select_positions(total: int, archs: str | None, sample: int | None, seed: in
     list ``"5,17,300"``, or a mix ``"0:10,42"``. ``sample`` draws that many distinct positions
     with ``numpy.random.default_rng(seed)`` from the range (or from all if no range is given).
     """
-    pool = list(range(total)) if archs in (None, "", "all") else parse_positions(archs, total)
+    if archs is not None and not archs.strip():
+        raise InvalidArchError("--archs '' selects no architecture: use e.g. 0:1000, 5,17 or all (or leave --archs out)")
+    pool = list(range(total)) if archs is None or archs.strip() == "all" else parse_positions(archs, total)
     if sample is None:
         return pool
     if sample < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, nor
 from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
+from ntknas.experiments.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
+from ntknas.experiments.validation import seed as check_seed
 from ntknas.metrics import DEFAULT_METRICS, get_metric
 from ntknas.spaces import build_network, get_space
 from ntknas.spaces.init import INIT_SPACES, initialize
@@ -86,6 +89,11 @@ def resolve_architecture(
 def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """A batch from an .npz with uint8 ``images`` (N,H,W,3) and integer ``labels``."""
     file = Path(path)
+    if info is None:
+        raise NtknasError(
+            "--batch-file needs --dataset (cifar10, cifar100, ImageNet16-120 or digits): the class "
+            "count and the normalization come from it"
+        )
     if not file.is_file():
         raise DataError(f"batch file {path} not found: give an .npz with uint8 'images' (N,H,W,3) and 'labels'")
     try:
@@ -93,20 +101,25 @@ def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None)
             images, labels = data["images"], data["labels"]
     except KeyError as error:
         raise DataError(f"batch file {path} lacks the array {error}: it needs 'images' and 'labels'") from None
-    except (ValueError, OSError) as error:
-        raise DataError(f"cannot read batch file {path} ({error}): give an .npz written by numpy.savez") from None
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        reason = "the file is empty" if file.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+        raise DataError(f"cannot read batch file {path} ({reason}): give an .npz written by numpy.savez") from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise DataError(f"'images' in {path} must be uint8 (N,H,W,3), got {images.dtype} {images.shape}")
     if labels.shape != (images.shape[0],) or not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"'labels' in {path} must be N integers, got {labels.dtype} {labels.shape}")
+    if images.shape[0] == 0:
+        raise DataError(f"batch file {path} holds no images: a kernel needs at least 2")
+    outside = (labels < 0) | (labels >= info.num_classes)
+    if outside.any():
+        raise DataError(
+            f"'labels' in {path} must lie in 0..{info.num_classes - 1} ({info.name} has {info.num_classes} "
+            f"classes), found {int(labels[outside][0])}: fix the labels or choose the matching --dataset"
+        )
     if batch_size:
+        check_batch_fits(batch_size, len(labels), f"images in {path}")
         images, labels = images[:batch_size], labels[:batch_size]
     tensor = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
-    if info is None:
-        scale = tensor.double() / 255
-        mean = tuple(scale.mean(dim=(0, 2, 3)).tolist())
-        std = tuple(scale.std(dim=(0, 2, 3)).clamp_min(1e-6).tolist())
-        info = DatasetInfo("batch-file", int(labels.max()) + 1, images.shape[1], 3, mean, std, 0, len(labels), path)
     return normalize(tensor, info), torch.from_numpy(labels.astype(np.int64)), info.num_classes
 
 
@@ -131,6 +144,14 @@ def score_architecture(
     init: str = "study",
     bias_init: str = "default",
 ) -> ScoreOutcome:
+    flagged("--seed", check_seed, seed)
+    optional("--batch-size", positive_int, batch_size)
+    optional("--chunk-size", positive_int, chunk_size)
+    optional("--arch", nonempty_text, arch)
+    optional("--batch-file", nonempty_text, batch_file)
+    optional("--dataset", nonempty_text, dataset)
+    if batch_file and not dataset:
+        load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
     if batch_file:
@@ -140,6 +161,7 @@ def score_architecture(
     elif dataset:
         train = load_for_run(dataset, data_dir, "train", device=target_device)
         size = batch_size or train.info.default_batch_size
+        check_batch_fits(size, len(train), f"{train.info.name} training images")
         inputs, targets = draw_batch(train, size, seed=seed, augment=True)
         num_classes = train.info.num_classes
         description = f"{size} augmented {train.info.name} training images (seed {seed})"
@@ -148,6 +170,7 @@ def score_architecture(
 
         train, _ = load_digits_dataset(image_size=32, device=target_device)
         size = batch_size or BUILTIN_BATCH_SIZE
+        check_batch_fits(size, len(train), "built-in digits training images")
         inputs, targets = draw_batch(train, size, seed=seed, augment=True)
         num_classes = train.info.num_classes
         description = f"{size} built-in handwritten digits (scikit-learn), upsampled to 32×32"

@@ -36,6 +36,7 @@ from ntknas.experiments.executors import Executor, Task, make_executor
 from ntknas.experiments.progress import ProgressHook
 from ntknas.experiments.runtime import environment, resolve_device
 from ntknas.experiments.selection import parse_positions
+from ntknas.experiments.validation import check_settings
 from ntknas.kernel.distances import kernel_distances
 from ntknas.report.tracking import ARCHS_META
 from ntknas.spaces import SearchSpace, build_network, get_space
@@ -100,7 +101,7 @@ def parse_arch_list(text: str, space: str | SearchSpace = "nb201") -> list[Any]:
             continue
         if ":" in part and "|" not in part and total is not None:
             archs = [search_space.arch_at(i) for i in parse_positions(part, total)]
-        elif part.isdigit() and total is not None:
+        elif part.isascii() and part.isdigit() and total is not None:  # not "²"
             try:
                 archs = [search_space.parse(part)]
             except InvalidArchError:
@@ -192,6 +193,7 @@ class TrackConfig:
                 raise NtknasError(f"{flag} must be an integer >= {minimum}, got {value!r}")
         if self.sample is not None and self.sample < 1:
             raise InvalidArchError(f"--sample must be at least 1, got {self.sample}")
+        check_settings(self)
 
     def measured_epochs(self) -> list[int]:
         """0, every, 2·every, … and always the last epoch."""

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import logging
 import math
 import os
 import re
@@ -48,6 +49,8 @@ from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.spaces.nb101 import NPZ_OP_CODES, NPZ_PADDING, decode_table_row
 from ntknas.spaces.nb201 import canonical_arch_string
+
+log = logging.getLogger(__name__)
 
 NB201 = "nb201"
 NB101 = "nb101"
@@ -90,6 +93,8 @@ class Benchmark:
     op_codes: np.ndarray | None = field(default=None, repr=False)
     num_vertices: np.ndarray | None = field(default=None, repr=False)
     fraction_columns: tuple[str, ...] = ()
+    non_numeric: dict[str, tuple[int, str]] = field(default_factory=dict, repr=False)
+    """Per column: how many cells were not numbers (read as missing) and the first of them."""
     op_legend: dict[int, str] = field(default_factory=lambda: dict(NB101_OP_CODES), repr=False)
     _index_rows: dict[Any, int] = field(init=False, repr=False, default_factory=dict)
     _string_rows: dict[str, int] = field(init=False, repr=False, default_factory=dict)
@@ -145,7 +150,29 @@ class Benchmark:
         """The same table with another target column selected (no reload)."""
         other = copy.copy(self)
         other.target = self._check_target(target)
+        if other.target != self.target:
+            other._warn_non_numeric()
         return other
+
+    def _warn_non_numeric(self) -> None:
+        if self.target in self.non_numeric:
+            count, example = self.non_numeric[self.target]
+            log.warning(
+                "%s: %d cell%s of target column %r %s not a number (e.g. %r): read as missing values",
+                self.source, count, "s" * (count != 1), self.target, "are" if count != 1 else "is", example,
+            )
+
+    def check_rankable(self) -> None:
+        """Refuse a target that cannot rank architectures: fewer than 3 distinct finite values."""
+        values = self.columns[self.target]
+        distinct = np.unique(values[np.isfinite(values)])
+        if distinct.size < 3:
+            shown = ", ".join(f"{v:g}" for v in distinct) or "none"
+            raise DataError(
+                f"target column {self.target!r} of {self.source} has {distinct.size} distinct finite "
+                f"value{'s' * (distinct.size != 1)} ({shown}): a rank correlation needs at least 3; "
+                f"choose another --target (available: {', '.join(self.columns)})"
+            )
 
     # ---------------------------------------------------------------- lookup
 
@@ -329,12 +356,20 @@ def _default_target(space: str, columns: dict[str, np.ndarray], source: str) -> 
     if len(columns) == 1:
         return next(iter(columns))
     raise UnknownNameError(
-        f"{source} has no default target column ({', '.join(defaults) or 'none set'}): pass "
-        f"target= one of {', '.join(columns)}"
+        f"{source} has no default target column ({', '.join(defaults) or 'none set'}): choose one "
+        f"with --target (target= in Python): {', '.join(columns)}"
     )
 
 
 def _build(
+    space: str, source: str, target: str | None, *, columns: dict[str, np.ndarray], **kwargs: Any
+) -> Benchmark:
+    bench = _make(space, source, target, columns=columns, **kwargs)
+    bench._warn_non_numeric()
+    return bench
+
+
+def _make(
     space: str, source: str, target: str | None, *, columns: dict[str, np.ndarray], **kwargs: Any
 ) -> Benchmark:
     if not columns:
@@ -412,19 +447,31 @@ def _csv_fix(path: Path) -> str:
     return f"re-create {path.name} (export_benchmark_csv writes the expected format)"
 
 
-def _numeric(cells: Sequence[str]) -> np.ndarray | None:
-    """Floats of a column (empty cell → NaN), or None if any cell is not a number."""
+def _numeric(cells: Sequence[str]) -> tuple[np.ndarray, int, str] | None:
+    """Floats of a column, the number of non-numeric cells and the first of them.
+
+    An empty or non-numeric cell (``n/a``, ``-``) is a missing value (NaN). A column is numeric
+    when most of its non-empty cells are numbers; otherwise (a text column) None.
+    """
     out = np.empty(len(cells), dtype=np.float64)
+    bad = 0
+    example = ""
+    filled = 0
     for i, cell in enumerate(cells):
         cell = cell.strip()
         if not cell:
             out[i] = np.nan
             continue
+        filled += 1
         try:
             out[i] = float(cell)
         except ValueError:
-            return None
-    return out
+            out[i] = np.nan
+            bad += 1
+            example = example or cell
+    if filled and 2 * bad >= filled:
+        return None
+    return out, bad, example
 
 
 def _load_csv(path: Path, space: str, target: str | None) -> Benchmark:
@@ -440,14 +487,17 @@ def _load_csv(path: Path, space: str, target: str | None) -> Benchmark:
                 raise _wrong_space(source, other.name, space, f"it has a {'/'.join(present)} column and no {wanted} column")
         raise DataError(f"{source} has no {wanted} column: a {search_space.title} CSV needs one beside its targets")
     columns = {}
+    non_numeric = {}
     for name in header:
         if name in ID_COLUMNS:
             continue
-        values = _numeric(cells[name])
-        if values is not None:
-            columns[name] = values
+        parsed = _numeric(cells[name])
+        if parsed is not None:
+            columns[name], count, example = parsed
+            if count:
+                non_numeric[name] = (count, example)
     keys, extra = search_space.keys_from_columns(cells, source)
-    return _build(space, source, target, row_keys=keys, columns=columns, **extra)
+    return _build(space, source, target, row_keys=keys, columns=columns, non_numeric=non_numeric, **extra)
 
 
 # ---------------------------------------------------------------- NPZ

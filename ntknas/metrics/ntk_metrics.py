@@ -51,15 +51,22 @@ def numerical_rank(values: np.ndarray, relative_cutoff: float) -> int:
 
 
 def condition_number(values: np.ndarray, relative_cutoff: float) -> float:
-    """TE-NAS condition number λ_max / λ_min over the numerically nonzero spectrum.
+    """TE-NAS condition number λ_max / max(λ_min, c·λ_max) (SPEC §2).
 
-    λ_min is the smallest eigenvalue above ``relative_cutoff · λ_max``; see
-    :func:`default_eigen_cutoff`.
+    λ_min is floored at the noise level ``c · λ_max`` (``c = relative_cutoff``, see
+    :func:`default_eigen_cutoff`): a full-rank kernel gets λ_max / λ_min, a numerically
+    singular one the worst finite value 1/c — never a better one than a full-rank kernel (a
+    batch of identical images gives a rank-1 kernel, which the smallest eigenvalue *above* the
+    cutoff would score 1, the best possible). :func:`numerical_rank` (``ntk_rank``) says how
+    singular the kernel is.
     """
-    rank = numerical_rank(values, relative_cutoff)
-    if rank == 0:
+    top = float(values[-1])
+    if not np.isfinite(top) or top <= 0:
         raise MetricUnavailable("the NTK is numerically zero: no eigenvalue above the cutoff")
-    return float(values[-1] / values[-rank])
+    floor = max(float(values[0]), relative_cutoff * top)
+    if not floor > 0:
+        raise MetricUnavailable("the NTK is singular and the eigenvalue cutoff is 0: set a cutoff > 0")
+    return float(top / floor)
 
 
 def condition_number_reference(kernel: np.ndarray) -> float:
@@ -113,7 +120,7 @@ def _knas(context: MetricContext) -> float:
     higher_is_better=False,
     family="ntk",
     needs_kernel=True,
-    formula="λ_max(K) / λ_min(K), λ_min the smallest eigenvalue above B·ε₃₂·λ_max (eigvalsh, float64)",
+    formula="λ_max(K) / max(λ_min(K), B·ε₃₂·λ_max): a singular K gets the worst finite value 1/(B·ε₃₂) (eigvalsh, float64)",
 )
 def _tenas(context: MetricContext) -> float:
     return condition_number(_spectrum(context), _cutoff(context))

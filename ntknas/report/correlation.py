@@ -109,6 +109,7 @@ def summarize(rows: Sequence[ScoreRow], config: SummarySpec) -> list[dict[str, A
                 result = rank_correlation(values, accuracy)
                 direction = config.directions.get(metric)
                 records.append({
+                    "target": config.target,
                     "metric": metric,
                     "bn": bn,
                     "train_epochs": epochs,
@@ -191,7 +192,7 @@ def _write_markdown(
     entries: Sequence[ScoredArch],
 ) -> Path:
     environment = store.get_meta("environment") or {}
-    target = config.target or "the benchmark's default target"
+    target = config.target or "not named by the caller"
     text = [
         f"# ntknas correlate — {config.space}, {config.dataset}",
         "",

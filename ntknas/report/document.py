@@ -285,6 +285,8 @@ def _correlate_blocks(store: ResultStore) -> list[Block]:
     summary_path = run_dir / SUMMARY_JSON
     if summary_path.is_file():
         records = json.loads(summary_path.read_text())
+        targets = sorted({str(r["target"]) for r in records if r.get("target")})
+        blocks.insert(1, Facts((("accuracy (target column)", ", ".join(targets) or "not recorded", True),)))
         lower = sorted({r["metric"] for r in records if r.get("higher_is_better") is False})
         note = (
             "Correlations are signed (never absolute values): a metric that ranks by 'higher' is good "
@@ -292,7 +294,8 @@ def _correlate_blocks(store: ResultStore) -> list[Block]:
             + (f" ({', '.join(lower)})" if lower else "")
             + " is good when it is negative. Brackets are bootstrap 95% confidence intervals."
         )
-        blocks += [Heading("Rank correlation with accuracy", 3), Paragraph(note)]
+        heading = f"Rank correlation with {targets[0]}" if len(targets) == 1 else "Rank correlation with accuracy"
+        blocks += [Heading(heading, 3), Paragraph(note)]
         blocks.append(Table(SUMMARY_HEADERS, tuple(summary_rows(records)), caption="Kendall τ and Spearman ρ per metric"))
     else:
         blocks.append(Paragraph(f"No {SUMMARY_JSON} in this folder: rerun the correlate command to write it."))

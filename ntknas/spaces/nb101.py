@@ -507,9 +507,11 @@ def _spec_from_text(text: str) -> NB101Spec:
             return NB101Spec.from_arrays(data["adjacency"], data["ops"])
         adjacency, ops = data
         return NB101Spec.from_arrays(adjacency, ops)
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, RecursionError) as error:
         if isinstance(error, InvalidArchError):
             raise
+        if isinstance(error, RecursionError):
+            error = ValueError("nested too deeply")
         raise InvalidArchError(
             f"cannot read the NB101 spec {text[:80]!r} ({error}): give JSON with keys adjacency and ops"
         ) from None

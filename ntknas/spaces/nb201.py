@@ -536,7 +536,7 @@ def canonical_arch_string(text: str) -> str:
 
 def _edge_source(edge: str) -> tuple[int, str]:
     source = edge.rsplit("~", 1)[-1]
-    return (int(source) if source.isdigit() else -1, edge)
+    return (int(source) if source.isascii() and source.isdigit() else -1, edge)
 
 
 class NB201Space(SearchSpace):

@@ -1,0 +1,44 @@
+"""argparse ``type=`` functions: every option value is checked as it is parsed, before any work.
+
+A refusal becomes argparse's one-line usage error, ``ntknas CMD: error: argument --flag: must
+be …, got '…'``, exit status 2. The checks themselves live in
+:mod:`ntknas.experiments.validation`, where the library uses them too.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ntknas.experiments import validation
+
+T = TypeVar("T")
+
+
+def _argparse_type(check: Callable[[str], T], name: str) -> Callable[[str], T]:
+    def convert(text: str) -> T:
+        try:
+            return check(text)
+        except validation.InputError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    convert.__name__ = name  # argparse names the type in some messages
+    return convert
+
+
+positive_int = _argparse_type(validation.positive_int, "positive integer")
+nonnegative_int = _argparse_type(validation.nonnegative_int, "integer >= 0")
+seed = _argparse_type(validation.seed, "seed")
+nonnegative_seconds = _argparse_type(validation.nonnegative_seconds, "seconds")
+positive_seconds = _argparse_type(validation.positive_seconds, "seconds")
+positive_number = _argparse_type(validation.positive_number, "number")
+nonnegative_number = _argparse_type(validation.nonnegative_number, "number")
+text = _argparse_type(validation.nonempty_text, "text")
+names = _argparse_type(validation.name_list, "names")
+epochs = _argparse_type(validation.epoch_list, "epoch counts")
+
+
+def value_type(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Any :mod:`~ntknas.experiments.validation` check as an argparse type."""
+    return _argparse_type(check, getattr(check, "__name__", "value"))

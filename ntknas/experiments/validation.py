@@ -1,0 +1,220 @@
+"""Checks of command-line values, shared by the CLI (argparse ``type=``) and the experiments.
+
+Each check takes the value as typed (a string) or as passed from Python, returns the value in
+its proper type, and raises :class:`InputError` — a one-line :class:`~ntknas.errors.NtknasError`
+that says what is expected — for anything else. The messages name no option: argparse puts
+``argument --flag:`` in front of them, and :func:`flagged` puts the flag in front for the
+library. Nothing here reads a file or builds a network, so a command refuses bad values before
+any work.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ntknas.errors import NtknasError
+
+T = TypeVar("T")
+
+SEED_MAX = 2**63 - 1
+"""The largest seed: torch's generators take up to 2**64 − 1 and numpy's any integer >= 0, but
+the results store keeps seeds as SQLite integers (signed 64-bit)."""
+
+_DIGITS = re.compile(r"\s*\+?[0-9]+\s*", re.ASCII)
+_SIGNED = re.compile(r"\s*[-+]?[0-9]+\s*", re.ASCII)
+
+
+class InputError(NtknasError, ValueError):
+    """A value that the option cannot take; the message says what it expects."""
+
+
+def _integer(value: Any, expected: str) -> int:
+    if isinstance(value, bool):
+        raise InputError(f"must be {expected}, got {value!r}")
+    if isinstance(value, int):
+        return value
+    text = str(value)
+    if _SIGNED.fullmatch(text) is None:
+        raise InputError(f"must be {expected}, got {text!r}")
+    return int(text)
+
+
+def positive_int(value: Any) -> int:
+    """An integer >= 1 (sizes and counts)."""
+    expected = "a positive integer such as 1 or 64"
+    number = _integer(value, expected)
+    if number < 1:
+        raise InputError(f"must be {expected}, got {value!r}")
+    return number
+
+
+def nonnegative_int(value: Any) -> int:
+    """An integer >= 0 (epoch counts, retries)."""
+    expected = "an integer >= 0 such as 0 or 3"
+    number = _integer(value, expected)
+    if number < 0:
+        raise InputError(f"must be {expected}, got {value!r}")
+    return number
+
+
+def seed(value: Any) -> int:
+    """A seed every generator ntknas uses accepts, and the store can hold: 0 .. 2**63 − 1."""
+    expected = f"a seed between 0 and {SEED_MAX}"
+    number = _integer(value, expected)
+    if not 0 <= number <= SEED_MAX:
+        raise InputError(f"must be {expected}, got {value!r}")
+    return number
+
+
+def _float(value: Any, expected: str) -> float:
+    if isinstance(value, bool):
+        raise InputError(f"must be {expected}, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"must be {expected}, got {str(value)!r}") from None
+    if not math.isfinite(number):
+        raise InputError(f"must be {expected}, got {str(value)!r}")
+    return number
+
+
+def nonnegative_seconds(value: Any) -> float:
+    """A finite number of seconds >= 0 (budgets); ``nan`` and ``inf`` are refused."""
+    expected = "a finite number of seconds >= 0 such as 3600"
+    number = _float(value, expected)
+    if number < 0:
+        raise InputError(f"must be {expected}, got {str(value)!r}")
+    return number
+
+
+def positive_seconds(value: Any) -> float:
+    """A finite number of seconds > 0."""
+    expected = "a finite number of seconds > 0 such as 3600"
+    number = _float(value, expected)
+    if number <= 0:
+        raise InputError(f"must be {expected}, got {str(value)!r}")
+    return number
+
+
+def positive_number(value: Any) -> float:
+    """A finite number > 0 (e.g. CPUs per item)."""
+    expected = "a finite number > 0 such as 1 or 0.5"
+    number = _float(value, expected)
+    if number <= 0:
+        raise InputError(f"must be {expected}, got {str(value)!r}")
+    return number
+
+
+def nonnegative_number(value: Any) -> float:
+    """A finite number >= 0 (e.g. GPUs per item)."""
+    expected = "a finite number >= 0 such as 1 or 0.25"
+    number = _float(value, expected)
+    if number < 0:
+        raise InputError(f"must be {expected}, got {str(value)!r}")
+    return number
+
+
+def nonempty_text(value: Any) -> str:
+    """A string that is not empty or blank (names, paths, architectures)."""
+    text = str(value)
+    if not text.strip():
+        raise InputError(f"must not be empty, got {text!r}: give a value or leave the option out")
+    return text
+
+
+def name_list(value: Any) -> tuple[str, ...]:
+    """Comma-separated names, at least one (``a,b`` → ``("a", "b")``)."""
+    names = tuple(part.strip() for part in str(value).split(",") if part.strip())
+    if not names:
+        raise InputError(f"must name at least one value (comma-separated), got {str(value)!r}")
+    return names
+
+
+def epoch_list(value: Any) -> tuple[int, ...]:
+    """Epoch counts >= 0, comma-separated, at least one; returned sorted, each once
+    (``"3,0,1"`` → ``(0, 1, 3)``, which ``",".join`` writes back as ``"0,1,3"``)."""
+    expected = "comma-separated epoch counts >= 0 such as 0,1,3"
+    text = ",".join(str(v) for v in value) if isinstance(value, (tuple, list)) else str(value)
+    parts = [part for part in text.split(",") if part.strip()]
+    if not parts or any(_DIGITS.fullmatch(part) is None for part in parts):
+        raise InputError(f"must be {expected}, got {text!r}")
+    return tuple(sorted({int(part) for part in parts}))
+
+
+def flagged(flag: str, check: Callable[[Any], T], value: Any) -> T:
+    """``check(value)``, with the option's name in front of a refusal (for library callers)."""
+    try:
+        return check(value)
+    except InputError as error:
+        raise InputError(f"{flag} {error}") from None
+
+
+def optional(flag: str, check: Callable[[Any], T], value: Any) -> T | None:
+    """:func:`flagged` for an option that may be left out (``None``)."""
+    return None if value is None else flagged(flag, check, value)
+
+
+# (attribute, flag, check, may be None) of each experiment's settings. The attribute names are
+# the library's; the flags are what a user of the command line typed.
+_Check = tuple[str, str, Callable[[Any], Any], bool]
+_COMMON: list[_Check] = [
+    ("space", "--space", nonempty_text, False),
+    ("dataset", "--dataset", nonempty_text, False),
+    ("data_dir", "--data-dir", nonempty_text, True),
+    ("benchmark", "--benchmark", nonempty_text, True),
+    ("target", "--target", nonempty_text, True),
+    ("out", "--out", nonempty_text, False),
+    ("archs", "--archs", nonempty_text, True),
+    ("archs_file", "--archs-file", nonempty_text, True),
+    ("sample", "--sample", positive_int, True),
+    ("sample_seed", "--seed", seed, False),
+    ("batch_size", "--batch-size", positive_int, True),
+    ("train_batch_size", "--train-batch-size", positive_int, False),
+    ("chunk_size", "--chunk-size", positive_int, True),
+    ("workers", "--workers", positive_int, False),
+]
+SETTINGS_CHECKS: dict[str, list[_Check]] = {
+    "CorrelateConfig": _COMMON + [
+        ("seed", "--model-seed", seed, True),
+        ("nb101_stem_channels", "--nb101-stem-channels", positive_int, False),
+        ("time_budget", "--time-budget", nonnegative_seconds, True),
+    ],
+    "TrackConfig": _COMMON + [
+        ("model_seed", "--model-seed", seed, False),
+        ("data_seed", "data_seed", seed, False),
+        ("band", "--band", nonempty_text, True),
+    ],
+    "SearchConfig": _COMMON + [
+        ("seed", "--seed", seed, False),
+        ("model_seed", "--model-seed", seed, True),
+        ("candidates", "--candidates", positive_int, True),
+        ("proxy_table", "--proxy-table", nonempty_text, True),
+    ],
+}
+
+
+def check_settings(config: Any) -> None:
+    """Refuse an experiment's settings that no run can have, naming the command-line flag."""
+    for attribute, flag, check, may_be_none in SETTINGS_CHECKS.get(type(config).__name__, []):
+        if not hasattr(config, attribute):
+            continue
+        value = getattr(config, attribute)
+        if value is None and may_be_none:
+            continue
+        flagged(flag, check, value)
+
+
+def check_batch_fits(batch_size: int, available: int, images: str, flag: str = "--batch-size") -> None:
+    """Refuse a batch larger than the split it is drawn from, naming the flag."""
+    if batch_size > available:
+        raise InputError(f"{flag} {batch_size} is more than the {available} {images}: lower {flag}")
+
+
+__all__ = [
+    "SEED_MAX", "SETTINGS_CHECKS", "InputError", "check_batch_fits", "check_settings", "epoch_list", "flagged", "name_list", "nonempty_text", "nonnegative_int",
+    "nonnegative_number", "nonnegative_seconds", "optional", "positive_int", "positive_number",
+    "positive_seconds", "seed",
+]
