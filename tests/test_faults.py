@@ -306,8 +306,8 @@ def _start(argv, env_seconds: float | None = None, **kwargs) -> subprocess.Popen
     env = dict(os.environ)
     if env_seconds is not None:
         env["NTKNAS_TEST_ITEM_SECONDS"] = str(env_seconds)
-    return subprocess.Popen([sys.executable, str(TINY_CLI), *map(str, argv)], env=env, cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE} | kwargs
+    return subprocess.Popen([sys.executable, str(TINY_CLI), *map(str, argv)], env=env, cwd=REPO, text=True, **streams)
 
 
 def _wait_for_items(process: subprocess.Popen, out: Path, count: int, timeout: float = 180) -> int:
@@ -363,16 +363,17 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_redoes_nothing_stored(cifar_dir
     assert stdout.startswith(f"{8 - items} architectures measured, {items} already stored")
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is ``pid`` (a /proc scan: no psutil)."""
+def _workers(pid: int) -> list[int]:
+    """The pool's worker processes of driver ``pid`` (a /proc scan: no psutil)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
+                command = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in command:
                 found.append(int(entry.name))
     return found
 
@@ -389,24 +390,38 @@ def _alive(pid: int) -> bool:
 @pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
 def test_worker_processes_never_outlive_their_driver(how, cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
-    process = _start(_args(cifar_dir, nb201_csv, out, "0:400", "--workers", "2"))
+    # Each measurement sleeps 30 s in the workers too (they re-run tiny_cli.py's setup): a worker
+    # that waited for its item to end would outlive the driver by half a minute.
+    stderr = tmp_path / "stderr.txt"  # not a pipe: a surviving worker would hold it open
+    with stderr.open("w") as handle:
+        process = _start(_args(cifar_dir, nb201_csv, out, "0:4", "--workers", "2"), env_seconds=30,
+                         stdout=subprocess.DEVNULL, stderr=handle)
+    workers: list[int] = []
     try:
-        _wait_for_items(process, out, 2)
-        workers = _children(process.pid)
-        assert len(workers) >= 2, workers
+        deadline = time.time() + 120
+        while len(workers := _workers(process.pid)) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        assert len(workers) == 2, workers
+        time.sleep(8)  # the workers start and take their first items
         process.send_signal(getattr(signal, how))
         process.wait(timeout=60)
-        deadline = time.time() + 10
+        deadline = time.time() + 5
         while time.time() < deadline and any(_alive(pid) for pid in workers):
             time.sleep(0.1)
         assert not [pid for pid in workers if _alive(pid)], "worker processes outlived their driver"
     finally:
         process.kill()
-        _, err = process.communicate()
+        process.wait()
+        for pid in workers:  # whatever the outcome, leave no process behind
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    err = stderr.read_text()
     if how == "SIGTERM":
         assert process.returncode == 143 and _one_line(err).endswith("rerun the same command to resume"), err
+    else:
+        assert process.returncode == -signal.SIGKILL
     items, rows = _counts(out)
-    assert rows == items * 4  # no partial item
+    assert items == 0 and rows == 0  # the items in flight were dropped whole: a rerun redoes them
 
 
 # ---------------------------------------------------------------------------------------------

@@ -205,9 +205,9 @@ class ProcessPoolExecutor(Executor):
                 "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
             ) from None
         finally:
-            for future in in_flight:
-                future.cancel()
             if in_flight:  # left early (an error, Ctrl-C, SIGTERM): what runs would be dropped anyway
+                # Not cancelled first: the pool then fails every pending future itself, where
+                # Python 3.11 would trip over a cancelled one in its management thread.
                 _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
 
