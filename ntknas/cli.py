@@ -516,7 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError as error:  # a file no layer below named: one line all the same
             raise os_fault(error) from None
         except sqlite3.Error as error:
-            raise sqlite_fault(error, Path(getattr(args, "out", None) or "."), writing=True) from None
+            raise sqlite_fault(error, Path(getattr(args, "out", None) or ".") / "results.sqlite", writing=True) from None
     except NtknasError as error:
         print(f"ntknas {args.command}: error: {error}", file=sys.stderr)
         return error.exit_status
