@@ -22,8 +22,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fixtures_data import TINY_NB201 as TINY
+from fixtures_data import write_cifar10
 
-from fixtures_data import TINY_NB201 as TINY, write_cifar10
 from ntknas.cli import main
 from ntknas.experiments.correlate import CorrelateConfig
 from ntknas.store import ResultStore
