@@ -514,7 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             with stop_on_signals():  # SIGTERM (schedulers, timeout) stops like Ctrl-C
                 return handler(args)
         except OSError as error:  # a file no layer below named: one line all the same
-            raise os_fault(error) from None
+            raise os_fault(error, kept=args.command in ("correlate", "track", "search", "demo")) from None
         except sqlite3.Error as error:
             raise sqlite_fault(error, Path(getattr(args, "out", None) or ".") / "results.sqlite", writing=True) from None
     except NtknasError as error:

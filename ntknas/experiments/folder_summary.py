@@ -49,11 +49,12 @@ def summarize_run_folder(config: CorrelateConfig, started: float | None = None) 
         try:
             files = write_correlation_outputs(store, folder_config.summary_spec(), entries)
         except OSError as error:
-            fault = os_fault(error)
+            fault = os_fault(error, kept=False)
             if isinstance(fault, StorageError):
                 raise StorageError(
-                    f"{fault}; --summary-only writes into the run folder: to read a read-only folder use "
-                    f"ntknas report {run_dir} --out ANOTHER_FOLDER"
+                    f"{error.filename or run_dir}: {error.strerror or error}: --summary-only writes its outputs "
+                    f"into the run folder; make it writable, or read it with ntknas report {run_dir} --out "
+                    "ANOTHER_FOLDER"
                 ) from None
             raise fault from None
     return Outcome(

@@ -21,21 +21,23 @@ _NOT_WRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS}
 _NOT_FOUND = {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG}
 
 
-def os_fault(error: OSError, path: str | Path | None = None) -> NtknasError:
-    """One line for a file the command could not read or write."""
+def os_fault(error: OSError, path: str | Path | None = None, *, kept: bool = True) -> NtknasError:
+    """One line for a file the command could not read or write (``kept``: say that the stored
+    results survive, for a command that stores them)."""
     name = error.filename if error.filename is not None else path
     where = f"{name}: " if name is not None else ""
     cause = error.strerror or str(error) or type(error).__name__
+    suffix = f" ({KEPT})" if kept else ""
     if error.errno in _FULL:
-        return StorageError(f"{where}{cause}: the disk is full; free some space and rerun ({KEPT})")
+        return StorageError(f"{where}{cause}: the disk is full; free some space and rerun{suffix}")
     if error.errno in _NOT_WRITABLE:
         return StorageError(
             f"{where}{cause}: the file or its folder is not writable; make it writable or use another "
-            f"--out folder ({KEPT})"
+            f"--out folder{suffix}"
         )
     if error.errno in _NOT_FOUND:
         return DataError(f"{where}{cause}: check the path")
-    return StorageError(f"{where}{cause}: check the disk and rerun ({KEPT})")
+    return StorageError(f"{where}{cause}: check the disk and rerun{suffix}")
 
 
 def sqlite_fault(error: sqlite3.Error, path: Path, *, writing: bool) -> NtknasError:
