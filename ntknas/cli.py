@@ -1,6 +1,8 @@
 """The ``ntknas`` command line.
 
-Every error a user can cause is printed as one line naming the fix, with exit status 2.
+Every error a user can cause is printed as one line naming the fix, with exit status 2; a
+fault of the machine (a full disk, a folder not writable) is one line too, with status 4 (the
+README's "Exit statuses" lists them all).
 """
 
 from __future__ import annotations
@@ -8,8 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from ntknas import cli_types as T
@@ -166,9 +170,9 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--nb101-stem-channels", type=T.positive_int, default=128, help="NB101 stem channels (default 128)")
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far")
+    parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far, under the settings stored there (needs only --out)")
     parser.add_argument("--workers", type=T.positive_int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
-    parser.add_argument("--time-budget", type=T.nonnegative_seconds, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs (rerun to continue)")
+    parser.add_argument("--time-budget", type=T.nonnegative_seconds, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs and exit with status 3 (rerun to continue)")
     _add_init_options(parser)
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_correlate)
@@ -200,7 +204,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
         f"{outcome.seconds:.1f} s. Results in {outcome.run_dir}/"
     )
     print((outcome.run_dir / "summary.md").read_text())
-    return 0
+    return 3 if outcome.stopped_by_budget else 0  # 3: stopped by --time-budget, rerun to continue
 
 
 def _add_demo(commands: argparse._SubParsersAction) -> None:
@@ -492,11 +496,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = "ntknas " + " ".join(shlex.quote(a) for a in arguments)
     _show_library_logs()
     handler: Handler = args.handler
+    from ntknas.experiments.signals import Terminated, stop_on_signals
+    from ntknas.store.faults import os_fault, sqlite_fault
+
     try:
-        return handler(args)
+        try:
+            with stop_on_signals():  # SIGTERM (schedulers, timeout) stops like Ctrl-C
+                return handler(args)
+        except OSError as error:  # a file no layer below named: one line all the same
+            raise os_fault(error, kept=args.command in ("correlate", "track", "search", "demo")) from None
+        except sqlite3.Error as error:
+            raise sqlite_fault(error, Path(getattr(args, "out", None) or ".") / "results.sqlite", writing=True) from None
     except NtknasError as error:
         print(f"ntknas {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_status
+    except Terminated as stop:
+        print(f"ntknas {args.command}: stopped by {stop.signal_name}; rerun the same command to resume", file=sys.stderr)
+        return stop.exit_status
     except KeyboardInterrupt:
         print(f"ntknas {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

@@ -304,7 +304,7 @@ def test_time_budget_stops_starting_architectures_and_a_rerun_continues(cifar_di
     assert stopped.measured == 2
     outcome = run_correlate(_config(cifar_dir, nb201_csv, out, time_budget=0.0))
     assert outcome.measured == 0 and len(outcome.entries) == 2 and outcome.stopped_by_budget
-    assert "time budget of 0 s reached: 0 of 2 architectures measured" in caplog.text
+    assert "stopped by the time budget, 2 of 4 done; rerun to continue" in caplog.text
     assert all(r["n"] == 2 for r in json.loads((out / "summary.json").read_text()))
     finished = run_correlate(_config(cifar_dir, nb201_csv, out))
     assert (finished.measured, finished.skipped) == (2, 2)

@@ -298,8 +298,8 @@ def test_the_command_line_runs_on_ray_and_honours_a_spent_budget(cluster, tmp_pa
                  "--batch-size", "8", "--metrics", "knas", "--out", str(out), "--no-progress",
                  "--executor", "ray", "--cpus-per-item", "1", "--max-retries", "1", "--time-budget", "0"])
     captured = capsys.readouterr()
-    assert code == 0 and "0 architectures measured" in captured.out
-    assert "time budget of 0 s reached: 0 of 2" in captured.err
+    assert code == 3 and "0 architectures measured" in captured.out
+    assert "stopped by the time budget, 0 of 2 done; rerun to continue" in captured.err
     with sqlite3.connect(out / "results.sqlite") as db:
         environment = db.execute("SELECT value FROM meta WHERE key = 'environment'").fetchone()[0]
     assert '"executor": "ray"' in environment

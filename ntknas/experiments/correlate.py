@@ -169,6 +169,16 @@ class CorrelateConfig:
         )
 
 
+CONFIG_META = "correlate_config"
+"""The store's record of the resolved settings of the run that last measured into the folder."""
+
+
+def stored_config(config: CorrelateConfig) -> dict[str, Any]:
+    """The resolved config as plain JSON, less what only concerns one invocation."""
+    once = {"out", "force", "summary_only", "workers", "time_budget", "device"}
+    return {f.name: _plain(getattr(config, f.name)) for f in fields(config) if f.name not in once}
+
+
 def _plain(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
@@ -192,6 +202,7 @@ class CorrelateOutcome:
     run_dir: Path
     files: list[Path] = field(default_factory=list)
     stopped_by_budget: bool = False
+    selected: int = 0  # architectures the command selected (stored before, now, or not yet)
 
 
 @dataclass
@@ -331,6 +342,10 @@ def run_correlate(
     is called as items finish; ``command_line`` is recorded for the summary.
     """
     started = time.perf_counter()
+    if config.summary_only:  # the folder alone: its own settings and everything it holds
+        from ntknas.experiments.folder_summary import summarize_run_folder
+
+        return summarize_run_folder(config, started)
     if train_set is None:
         info = dataset_info(config.dataset)
     else:
@@ -344,20 +359,16 @@ def run_correlate(
     entries = list(entries)
     run_dir = Path(config.out)
     with ExitStack() as stack:
-        if not config.summary_only:
-            stack.enter_context(runner)  # e.g. joins a cluster: a failure here stores nothing
+        stack.enter_context(runner)  # e.g. joins a cluster: a failure here stores nothing
         store = stack.enter_context(ResultStore(run_dir))
         store.claim_settings("correlate", config.store_settings(), force=config.force)
-        if not config.summary_only:  # the command that measured stays the one the summary names
-            store.set_meta("last_command", command_line or "")
-            store.set_meta("environment", environment(device) | {"executor": runner.name})
+        store.set_meta("last_command", command_line or "")
+        store.set_meta("environment", environment(device) | {"executor": runner.name})
+        store.set_meta(CONFIG_META, stored_config(config))  # what --summary-only reads back
         done = store.done_items()
         measured = 0
         pending = [e for e in entries if not all(k in done for k in _item_keys(config, e))]
-        if config.summary_only:
-            # Summarize what is stored (e.g. while a long run is still going); measure nothing.
-            entries = _stored_entries(config, entries, done)
-            pending = []
+        selected = len(entries)
         skipped = len(entries) - len(pending)
         stopped_by_budget = False
         if pending:
@@ -386,10 +397,7 @@ def run_correlate(
                     on_progress(measured, len(pending), entry.key)
             if measured < len(pending):
                 stopped_by_budget = True
-                log.warning(
-                    "time budget of %g s reached: %d of %d architectures measured; rerun the same "
-                    "command to continue", config.time_budget, measured, len(pending),
-                )
+                log.warning("stopped by the time budget, %d of %d done; rerun to continue", skipped + measured, selected)
                 entries = _stored_entries(config, entries, store.done_items())
         from ntknas.report.correlation import write_correlation_outputs
 
@@ -403,6 +411,7 @@ def run_correlate(
         run_dir=run_dir,
         files=files,
         stopped_by_budget=stopped_by_budget,
+        selected=selected,
     )
 
 

@@ -31,6 +31,7 @@ import torch
 
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.experiments.runtime import resolve_device
+from ntknas.experiments.signals import watch_parent
 
 if TYPE_CHECKING:
     from ntknas.experiments.ray_executor import RayOptions
@@ -124,8 +125,10 @@ class SerialExecutor(Executor):
 _worker_context: Any = None
 
 
-def _start_worker(context: WorkContext, threads: int) -> None:
+def _start_worker(context: WorkContext, threads: int, driver_pid: int | None = None) -> None:
     global _worker_context
+    if driver_pid is not None:
+        watch_parent(driver_pid)  # a worker never outlives its driver, kill -9 included
     torch.set_num_threads(threads)
     _worker_context = context.local()
 
@@ -181,7 +184,8 @@ class ProcessPoolExecutor(Executor):
         in_flight: dict[Future[list[Any]], Any] = {}
         spawn = get_context("spawn")  # CUDA cannot be used in a forked child
         pool = _StdProcessPool(
-            max_workers=self.workers, mp_context=spawn, initializer=_start_worker, initargs=(context, self.threads)
+            max_workers=self.workers, mp_context=spawn, initializer=_start_worker,
+            initargs=(context, self.threads, os.getpid()),
         )
         try:
             while True:
@@ -201,9 +205,21 @@ class ProcessPoolExecutor(Executor):
                 "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
             ) from None
         finally:
-            for future in in_flight:
-                future.cancel()
+            if in_flight:  # left early (an error, Ctrl-C, SIGTERM): what runs would be dropped anyway
+                # Not cancelled first: the pool then fails every pending future itself, where
+                # Python 3.11 would trip over a cancelled one in its management thread.
+                _stop_workers(pool)
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: _StdProcessPool) -> None:
+    """End the pool's worker processes now instead of waiting for their items to finish: their
+    results would not be stored, and a rerun redoes those items."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 EXECUTORS = ("serial", "pool", "ray")

@@ -693,7 +693,7 @@ def _open_caches(paths: Sequence[str], run_dir: Path) -> list[ResultStore]:
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
-            stores.append(ResultStore(folder))
+            stores.append(ResultStore(folder, readonly=True))
     except NtknasError:
         for store in stores:
             store.close()

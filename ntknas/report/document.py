@@ -223,7 +223,7 @@ def open_run(run_dir: str | Path) -> ResultStore:
         raise DataError(
             f"{path} has no {STORE_FILE}: it is not a run folder; pass the --out folder of ntknas correlate, track or search"
         )
-    store = ResultStore(path)
+    store = ResultStore(path, readonly=True)  # reads only: no lock, works on a read-only folder
     if store.get_meta("kind") not in RUN_KINDS:
         kind = store.get_meta("kind")
         store.close()

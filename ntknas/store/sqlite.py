@@ -14,11 +14,14 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ntknas.errors import DataError
+from ntknas.store.faults import os_fault, sqlite_fault
+from ntknas.store.lock import RunLock
 
 STORE_FILE = "results.sqlite"
 SCHEMA_VERSION = 1
@@ -95,25 +98,73 @@ class TrainingRecord:
 
 
 class ResultStore:
-    """A run folder's SQLite store. Use as a context manager or call :meth:`close`."""
+    """A run folder's SQLite store. Use as a context manager or call :meth:`close`.
 
-    def __init__(self, run_dir: str | Path) -> None:
+    A writer (the default) holds the folder's :class:`~ntknas.store.lock.RunLock`, so a second
+    process writing the same folder is refused; ``readonly=True`` opens an existing store for
+    reading only (SQLite ``mode=ro``): no lock, nothing created or changed, and it works on a
+    read-only folder. Every SQLite or file-system fault is raised as one line naming the file
+    (see :mod:`ntknas.store.faults`).
+    """
+
+    def __init__(self, run_dir: str | Path, *, readonly: bool = False) -> None:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / STORE_FILE
+        self.readonly = readonly
+        self._lock: RunLock | None = None
+        if readonly:
+            self._db = self._open_readonly()
+            return
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, timeout=60)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._db.commit()
-        except sqlite3.DatabaseError as error:
-            raise DataError(
-                f"{self.path} is not a readable ntknas results store ({error}): "
-                "choose another --out folder or remove the file"
-            ) from None
         except OSError as error:
-            raise DataError(f"cannot create the run folder {self.run_dir}: {error.strerror}") from None
+            raise os_fault(error, self.run_dir) from None
+        self._lock = RunLock(self.run_dir).acquire()
+        try:
+            with self._guard():
+                self._db = sqlite3.connect(self.path, timeout=60)
+                try:
+                    # A rollback journal, not WAL: no shared-memory file mapped into the process
+                    # (a fault on its pages kills the process with SIGBUS instead of an error),
+                    # and readers can open the store in a read-only folder.
+                    self._db.execute("PRAGMA journal_mode=DELETE")
+                    self._db.execute("PRAGMA synchronous=FULL")
+                    self._db.executescript(_SCHEMA)
+                    self._db.commit()
+                except BaseException:
+                    self._db.close()
+                    raise
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        if not self.path.is_file():
+            raise DataError(f"{self.run_dir} holds no {STORE_FILE}: pass the --out folder of an ntknas run")
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        with self._guard():
+            try:
+                db = sqlite3.connect(uri, uri=True, timeout=60)
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+            except sqlite3.OperationalError:
+                # An older store in WAL mode, in a folder where SQLite cannot create its
+                # shared-memory file: with no write-ahead log left it reads the file as it is.
+                if Path(f"{self.path}-wal").exists():
+                    raise
+                db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60)
+                db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+                return db
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turns SQLite and file-system errors into one-line errors naming the store."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            raise sqlite_fault(error, self.path, writing=not self.readonly) from None
+        except OSError as error:
+            raise os_fault(error, self.path) from None
 
     def __enter__(self) -> ResultStore:
         return self
@@ -122,15 +173,29 @@ class ResultStore:
         self.close()
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
+
+    def holds_results(self) -> bool:
+        """Whether any result is committed (an item, a measurement, a training or tracking row)."""
+        with self._guard():
+            return any(
+                self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is not None  # noqa: S608
+                for table in ("items", "measurements", "training", "tracking")
+            )
 
     # --- run settings -------------------------------------------------------------------
     def get_meta(self, key: str) -> Any:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        with self._guard():
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
     def set_meta(self, key: str, value: Any) -> None:
-        with self._db:
+        with self._guard(), self._db:
             self._db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
                 (key, json.dumps(value, sort_keys=True)),
@@ -140,12 +205,15 @@ class ResultStore:
         """Record this run's settings, refusing a folder that holds a run with other settings.
 
         Settings that only select which architectures to measure are the caller's to leave out,
-        so a rerun over a larger range resumes instead of being refused.
+        so a rerun over a larger range resumes instead of being refused. A folder that holds no
+        committed result pins nothing: a first run that failed before storing anything can be
+        corrected and rerun with other settings.
         """
         stored_kind = self.get_meta("kind")
         stored = self.get_meta("settings")
         wanted = json.loads(json.dumps(dict(settings), sort_keys=True))
-        if stored is not None and not force and (stored_kind != kind or stored != wanted):
+        differs = stored is not None and (stored_kind != kind or stored != wanted)
+        if differs and not force and self.holds_results():
             differences = sorted(
                 key for key in set(stored) | set(wanted) if stored.get(key) != wanted.get(key)
             )
@@ -162,7 +230,8 @@ class ResultStore:
 
     # --- work items ---------------------------------------------------------------------
     def done_items(self) -> set[str]:
-        return {row[0] for row in self._db.execute("SELECT item FROM items")}
+        with self._guard():
+            return {row[0] for row in self._db.execute("SELECT item FROM items")}
 
     def commit_item(
         self,
@@ -172,7 +241,7 @@ class ResultStore:
     ) -> None:
         """Write an item's rows and its completion mark atomically (all or nothing)."""
         now = time.time()
-        with self._db:  # one transaction: rolled back on any error or kill
+        with self._guard(), self._db:  # one transaction: rolled back on any error or kill
             self._db.executemany(
                 "INSERT OR REPLACE INTO measurements VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 [
@@ -196,10 +265,11 @@ class ResultStore:
             )
 
     def items(self) -> list[ItemRecord]:
-        rows = self._db.execute(
-            "SELECT item, space, arch, arch_index, train_epochs, accuracy, seconds, device, info "
-            "FROM items ORDER BY created"
-        )
+        with self._guard():
+            rows = self._db.execute(
+                "SELECT item, space, arch, arch_index, train_epochs, accuracy, seconds, device, info "
+                "FROM items ORDER BY created"
+            ).fetchall()
         return [
             ItemRecord(item, space, arch, index, epochs, accuracy, seconds, device, json.loads(info))
             for item, space, arch, index, epochs, accuracy, seconds, device, info in rows
@@ -217,26 +287,32 @@ class ResultStore:
         if clause:
             query += f" WHERE {clause}"
         query += " ORDER BY rowid"
-        return [Measurement(*row) for row in self._db.execute(query, tuple(where.values()))]
+        with self._guard():
+            return [Measurement(*row) for row in self._db.execute(query, tuple(where.values()))]
 
     def training_records(self) -> list[TrainingRecord]:
-        rows = self._db.execute("SELECT * FROM training ORDER BY space, arch, seed, epoch")
+        with self._guard():
+            rows = self._db.execute("SELECT * FROM training ORDER BY space, arch, seed, epoch").fetchall()
         return [TrainingRecord(*row) for row in rows]
 
     # --- kernel tracking ----------------------------------------------------------------
     def commit_tracking(self, arch: str, epoch: int, values: Mapping[str, float | None]) -> None:
-        with self._db:
+        with self._guard(), self._db:
             self._db.executemany(
                 "INSERT OR REPLACE INTO tracking VALUES (?,?,?,?)",
                 [(arch, epoch, quantity, value) for quantity, value in values.items()],
             )
 
     def tracking_rows(self) -> Iterator[tuple[str, int, str, float | None]]:
-        yield from self._db.execute("SELECT * FROM tracking ORDER BY arch, epoch, quantity")
+        with self._guard():
+            rows = self._db.execute("SELECT * FROM tracking ORDER BY arch, epoch, quantity").fetchall()
+        yield from rows
 
     def tracked_epochs(self) -> dict[str, set[int]]:
         """For each architecture with tracking rows, the epochs that have rows."""
         epochs: dict[str, set[int]] = {}
-        for arch, epoch in self._db.execute("SELECT DISTINCT arch, epoch FROM tracking"):
+        with self._guard():
+            rows = self._db.execute("SELECT DISTINCT arch, epoch FROM tracking").fetchall()
+        for arch, epoch in rows:
             epochs.setdefault(arch, set()).add(int(epoch))
         return epochs
