@@ -2,7 +2,7 @@
 
 The lock is ``fcntl.flock`` on ``results.lock``: the kernel releases it when the holding process
 ends, however it ends (``kill -9`` included), so a stale lock never needs removing by hand. The
-file also names its holder (process id, host, start time, command) for the message that refuses
+file also names its holder (process id, host, start time) for the message that refuses
 a second process. Where ``flock`` does not exist (not a POSIX system) the folder is not locked.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -77,7 +76,6 @@ def _write_holder(fd: int) -> None:
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "command": " ".join(["ntknas", *sys.argv[1:]]) if sys.argv and sys.argv[0].endswith("ntknas") else "",
     }
     try:
         os.ftruncate(fd, 0)
@@ -101,6 +99,4 @@ def _describe(holder: dict[str, Any]) -> str:
     text = f"process {holder['pid']} on host {holder.get('host', '?')}"
     if holder.get("started"):
         text += f" (started {holder['started']})"
-    if holder.get("command"):
-        text += f" running `{holder['command']}`"
     return text
