@@ -342,7 +342,7 @@ def estimate_kernel(
     """Exact 1ᵀK1 and class sums, and (``norms``) Hutch++ estimates of tr(K), ‖K‖²_F, ‖K − k̄‖²_F.
 
     Hutch++ with s = probes/2 range columns and g = probes − s residual probes: Q = orth([1, K S])
-    for Rademacher S; then tr(K) = ‖JᵀQ‖²_F + tr(PKP) and ‖K‖²_F = ‖KQ‖²_F + ‖KP‖²_F with P = I − QQᵀ,
+    for Gaussian S; then tr(K) = ‖JᵀQ‖²_F + tr(PKP) and ‖K‖²_F = ‖KQ‖²_F + ‖KP‖²_F with P = I − QQᵀ,
     the second terms estimated with Rademacher G as ‖JᵀPG‖²/g and ‖KPG‖²/g. Since 1 lies in Q,
     K − k̄11ᵀ agrees with K on P's range, so ‖K − k̄‖²_F = ‖(K − k̄11ᵀ)Q‖²_F + ‖KP‖²_F with no
     cancellation (a kernel dominated by its mean loses nothing). Cost: C + 2s + g backward passes
@@ -371,7 +371,9 @@ def estimate_kernel(
     span = [unit]
     range_columns = min(settings.range_columns, size - 1)
     if range_columns > 0:
-        span.append(kernel_products(operator, rademacher(range_columns)))
+        # Gaussian: a random range sketch of full rank (Rademacher rows can repeat at small B).
+        gaussian = torch.randn(range_columns, size, generator=generator, dtype=torch.float64)
+        span.append(kernel_products(operator, gaussian))
     basis = _orthonormal_rows(torch.cat(span))
     extra = basis[1:]  # the first row is ±1/√B: its pullback is known
     basis_gradient = unit_gradient
@@ -413,7 +415,7 @@ def _orthonormal_rows(rows: torch.Tensor) -> torch.Tensor:
     signs = torch.sign(torch.diagonal(r))
     signs[signs == 0] = 1
     q = q * signs  # the first row is then +rows[0] exactly (the estimator relies on its sign)
-    keep = torch.diagonal(r).abs() > 1e-10
+    keep = torch.diagonal(r).abs() > 1e-13  # only directions lost to float64 rounding
     return q.T[keep]
 
 

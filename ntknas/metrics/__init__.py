@@ -2,6 +2,7 @@
 
 from ntknas.metrics.registry import (
     DEFAULT_METRICS,
+    MATRIX_FREE_METRICS,
     Metric,
     MetricContext,
     MetricUnavailable,
@@ -14,6 +15,7 @@ from ntknas.metrics.registry import (
 
 __all__ = [
     "DEFAULT_METRICS",
+    "MATRIX_FREE_METRICS",
     "Metric",
     "MetricContext",
     "MetricUnavailable",

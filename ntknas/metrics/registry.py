@@ -141,6 +141,9 @@ _REGISTRY: dict[str, Metric] = {}
 DEFAULT_METRICS: tuple[str, ...] = ("knas", "tenas", "fnorm", "trace", "lga")
 """The study's NTK metrics: what score and correlate measure unless told otherwise."""
 
+MATRIX_FREE_METRICS: tuple[str, ...] = ("knas", "fnorm", "trace", "lga")
+"""The default metrics under ``--kernel matrix-free`` (the study's, less tenas, which needs eigenvalues)."""
+
 
 def register_metric(
     name: str,
