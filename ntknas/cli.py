@@ -10,7 +10,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ntknas.console import Progress
 from ntknas.errors import NtknasError
@@ -116,7 +116,7 @@ def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--estimator-seed", type=int, default=0, help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
 
 
-def _metrics_option(args: argparse.Namespace) -> dict[str, object]:
+def _metrics_option(args: argparse.Namespace) -> dict[str, Any]:
     """--metrics if given; else the default of the chosen kernel (matrix-free drops tenas)."""
     if args.metrics is not None:
         return {"metrics": args.metrics}

@@ -70,8 +70,8 @@ def main() -> None:
         inputs, _ = batch(size)
         model = net()
         compute_ntk(model, inputs[:8], bn_mode="train", strategy="batched")  # warm-up
-        fast = seconds(device, lambda: compute_ntk(model, inputs, bn_mode="train", strategy="batched"))
-        slow = seconds(device, lambda: compute_ntk(model, inputs, bn_mode="train", strategy="loop"))
+        fast = seconds(device, lambda m=model, x=inputs: compute_ntk(m, x, bn_mode="train", strategy="batched"))
+        slow = seconds(device, lambda m=model, x=inputs: compute_ntk(m, x, bn_mode="train", strategy="loop"))
         row("exact coupled: batched vs loop", size, "batched", fast, "loop", slow, ">= 5x (issue 2)")
     inputs, labels = batch(top)
     model = net("benchmark")
@@ -82,10 +82,12 @@ def main() -> None:
         inputs, labels = batch(size)
         model = net()
         names = ("knas", "lga", "fnorm", "trace")
-        exact = seconds(device, lambda: run_metrics(model, inputs, labels, names, "train", strategy="batched"))
-        knas = seconds(device, lambda: run_metrics(model, inputs, labels, ("knas",), "train", kernel="matrix-free"))
-        four = seconds(device, lambda: run_metrics(model, inputs, labels, names, "train", kernel="matrix-free",
-                                                   estimator=EstimatorSettings()))
+        exact = seconds(device, lambda m=model, x=inputs, y=labels: run_metrics(
+            m, x, y, names, "train", strategy="batched"))
+        knas = seconds(device, lambda m=model, x=inputs, y=labels: run_metrics(
+            m, x, y, ("knas",), "train", kernel="matrix-free"))
+        four = seconds(device, lambda m=model, x=inputs, y=labels: run_metrics(
+            m, x, y, names, "train", kernel="matrix-free", estimator=EstimatorSettings()))
         row("matrix-free knas vs exact", size, "matrix-free", knas, "exact", exact, ">= 50x at B=256")
         row("matrix-free 4 metrics vs exact", size, "matrix-free", four, "exact", exact, ">= 5x at B=256")
     inputs, labels = batch(top)

@@ -246,9 +246,8 @@ def test_estimator_settings_are_part_of_the_run_identity():
 
 def test_matrix_free_correlate_never_resumes_an_exact_run(tmp_path):
     from ntknas.errors import DataError
-    from ntknas.store import ResultStore
-
     from ntknas.experiments.correlate import CorrelateConfig
+    from ntknas.store import ResultStore
 
     with ResultStore(tmp_path) as store:
         store.claim_settings("correlate", CorrelateConfig(metrics=("knas",)).store_settings())

@@ -18,7 +18,13 @@ from torch import nn
 
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.kernel import NTKResult, compute_ntk
-from ntknas.kernel.matrix_free import EstimatorSettings, KernelEstimates, check_kernel_kind, estimate_kernel, network_operator
+from ntknas.kernel.matrix_free import (
+    EstimatorSettings,
+    KernelEstimates,
+    check_kernel_kind,
+    estimate_kernel,
+    network_operator,
+)
 
 
 class MetricUnavailable(Exception):
