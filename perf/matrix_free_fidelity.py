@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--check-network", type=int, default=0, help="cells rerun through the network path")
     parser.add_argument("--cache", default=".devdata/fidelity")
     parser.add_argument("--exact-only", action="store_true", help="only fill the exact-kernel cache")
+    parser.add_argument("--shard", default="0/1",
+                        help="K/N: this process fills the cache for every N-th cell from the K-th (run N at once)")
     parser.add_argument("--cached-only", action="store_true",
                         help="compute no exact kernel: compare on the cells already cached (e.g. while "
                              "an --exact-only run is still filling the cache)")
@@ -118,7 +120,8 @@ def main() -> None:
     inputs, targets = study_batch("cifar10", args.data_dir, batch_size=args.batch_size, seed=args.seed)
     labels = targets.numpy()
     if not args.cached_only:
-        exact_phase(indices, inputs, cache, args.bn, args.seed)
+        shard, shards = (int(part) for part in args.shard.split("/"))
+        exact_phase(indices[shard::shards], inputs, cache, args.bn, args.seed)
     if args.exact_only:
         return
     estimate_phase(args, indices, inputs, targets, labels, cache)
