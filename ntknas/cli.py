@@ -14,7 +14,7 @@ import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ntknas import cli_types as T
 from ntknas.console import Progress
@@ -62,6 +62,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_init_options(parser)
+    _add_kernel_options(parser)
     parser.set_defaults(handler=_run_score)
 
 
@@ -78,7 +79,7 @@ def _run_score(args: argparse.Namespace) -> int:
         batch_file=args.batch_file,
         batch_size=args.batch_size,
         bn_mode=args.bn,
-        **({} if args.metrics is None else {"metrics": args.metrics}),
+        **_metrics_option(args),
         params=args.params,
         variant=args.variant,
         strategy=args.strategy,
@@ -87,6 +88,9 @@ def _run_score(args: argparse.Namespace) -> int:
         device=args.device,
         init=args.init,
         bias_init=args.bias_init,
+        kernel=args.kernel,
+        probes=args.probes,
+        estimator_seed=args.estimator_seed,
     )
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
@@ -101,6 +105,31 @@ INIT_HELP = (
     "(conv and linear weights)"
 )
 BIAS_INIT_HELP = "conv and linear biases: default (as --init leaves them) | zero"
+
+
+def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
+    from ntknas.kernel.matrix_free import DEFAULT_PROBES
+
+    group = parser.add_argument_group("kernel")
+    group.add_argument("--kernel", default="exact", choices=["exact", "matrix-free"],
+                       help="exact: the B×B kernel (every metric); matrix-free: knas and the LGA numerator exact "
+                            "from a few backward passes, trace/fnorm/lga by a seeded Hutch++ estimate with a "
+                            "standard error, no B×B kernel (tenas and ntk_rank need --kernel exact)")
+    group.add_argument("--probes", type=T.positive_int, default=DEFAULT_PROBES,
+                       help=f"with --kernel matrix-free: products per estimate, half range sketch, half residual "
+                            f"probes (default {DEFAULT_PROBES}, chosen by perf/matrix_free_fidelity.py)")
+    group.add_argument("--estimator-seed", type=T.seed, default=0, help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
+
+
+def _metrics_option(args: argparse.Namespace) -> dict[str, Any]:
+    """--metrics if given; else the default of the chosen kernel (matrix-free drops tenas)."""
+    if args.metrics is not None:
+        return {"metrics": args.metrics}
+    if args.kernel == "matrix-free":
+        from ntknas.metrics import MATRIX_FREE_METRICS
+
+        return {"metrics": MATRIX_FREE_METRICS}
+    return {}
 
 
 def _add_init_options(parser: argparse.ArgumentParser) -> None:
@@ -174,6 +203,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=T.positive_int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
     parser.add_argument("--time-budget", type=T.nonnegative_seconds, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs and exit with status 3 (rerun to continue)")
     _add_init_options(parser)
+    _add_kernel_options(parser)
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_correlate)
 
@@ -187,13 +217,13 @@ def _run_correlate(args: argparse.Namespace) -> int:
     config = CorrelateConfig(
         space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
         target=args.target, archs=archs, sample=args.sample, sample_seed=args.seed,
-        batch_size=args.batch_size, bn_modes=args.bn, **({} if args.metrics is None else {"metrics": args.metrics}),
+        batch_size=args.batch_size, bn_modes=args.bn, **_metrics_option(args),
         train_epochs=args.train_epochs, out=args.out, device=args.device, protocol=args.protocol,
         seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
         chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
         train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
         workers=args.workers, time_budget=args.time_budget, init=args.init, bias_init=args.bias_init,
-        archs_file=args.archs_file,
+        archs_file=args.archs_file, kernel=args.kernel, probes=args.probes, estimator_seed=args.estimator_seed,
     )
     executor = _executor(args)
     progress = Progress("archs", enabled=False if args.no_progress else None)
@@ -390,6 +420,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--workers", type=T.positive_int, default=1, help="worker processes measuring proxies (default 1)")
     parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    _add_kernel_options(parser)
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_search)
 
@@ -408,7 +439,8 @@ def _run_search(args: argparse.Namespace) -> int:
         time_budget=args.time_budget, runs=args.runs, seed=args.seed, bn=args.bn, protocol=args.protocol,
         batch_size=args.batch_size, model_seed=args.model_seed, variant=args.variant, params=args.params,
         train_batch_size=args.train_batch_size, cache=tuple(args.cache), out=args.out, device=args.device,
-        workers=args.workers, force=args.force,
+        workers=args.workers, force=args.force, kernel=args.kernel, probes=args.probes,
+        estimator_seed=args.estimator_seed,
     )
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)

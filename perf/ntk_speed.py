@@ -9,6 +9,12 @@ loop passes --max-reference-seconds.
 
     python perf/ntk_speed.py --device cpu
     python perf/ntk_speed.py --device cuda --batch-sizes 64,128,256
+
+``--matrix-free`` prints instead, per case, the time per architecture of the exact kernel (the
+engine) against ``--kernel matrix-free`` on the same network and batch: knas alone (one backward
+pass) and the set knas,lga,fnorm,trace at ``--probes`` (default: the product's default).
+
+    python perf/ntk_speed.py --matrix-free --cases study:train --batch-sizes 64,128,256
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from ntknas.experiments.runtime import device_name  # noqa: E402
+from ntknas.experiments.score import run_metrics  # noqa: E402
 from ntknas.kernel import compute_ntk  # noqa: E402
+from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings  # noqa: E402
 from ntknas.kernel.precision import ieee_float32  # noqa: E402
 from ntknas.spaces.nb201 import build_nb201  # noqa: E402
 from reference_ntk import reference_ntk, relative_error  # noqa: E402
@@ -92,8 +100,13 @@ def main() -> None:
     parser.add_argument("--cases", default="study:train,study:eval,benchmark:eval", help="variant:bn_mode list")
     parser.add_argument("--chunk-size", type=int, default=None, help="engine rows at once (memory bound)")
     parser.add_argument("--max-reference-seconds", type=float, default=60.0)
+    parser.add_argument("--matrix-free", action="store_true", help="exact kernel vs --kernel matrix-free rows")
+    parser.add_argument("--probes", type=int, default=DEFAULT_PROBES, help="matrix-free estimator size")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.matrix_free:
+        matrix_free_rows(args, device)
+        return
     print(f"# ntk_speed on {device_name(device)}, torch {torch.__version__}, chunk_size={args.chunk_size}")
     print(f"{'cell':<8}{'variant':<10}{'bn':<6}{'B':>5}{'reference s':>13}{'engine s':>10}{'speed-up':>10}"
           f"  {'strategy':<11}{'ref MiB':>9}{'eng MiB':>9}{'rel.diff':>10}")
@@ -125,6 +138,47 @@ def main() -> None:
                       flush=True)
                 del net, inputs, ref_k, eng_k
                 if device.type != "cuda" and ref_s > args.max_reference_seconds:
+                    skip = True
+
+
+def matrix_free_rows(args: argparse.Namespace, device: torch.device) -> None:
+    print(f"# exact vs matrix-free on {device_name(device)}, torch {torch.__version__}, probes={args.probes}, "
+          f"{torch.get_num_threads()} threads; seconds per architecture")
+    print(f"{'cell':<8}{'variant':<10}{'bn':<6}{'B':>5}{'exact s':>10}{'knas mf s':>11}{'knas x':>8}"
+          f"{'4 metrics mf s':>16}{'4 metrics x':>13}{'knas rel.diff':>15}")
+    cells = {"largest": LARGEST, "small": SMALL}
+    metrics = ("knas", "lga", "fnorm", "trace")
+    settings = EstimatorSettings(probes=args.probes)
+    for cell in args.cells.split(","):
+        for case in args.cases.split(","):
+            variant, bn_mode = case.split(":")
+            skip = False
+            for batch in (int(b) for b in args.batch_sizes.split(",")):
+                torch.manual_seed(42)
+                net = build_nb201(cells[cell], 10, variant=variant).to(device)
+                inputs = torch.randn(batch, 3, 32, 32, generator=torch.Generator().manual_seed(0)).to(device)
+                labels = (torch.arange(batch) % 10).to(device)
+
+                def timed_run(names: tuple[str, ...], kernel: str) -> tuple[float, dict]:
+                    start = time.perf_counter()
+                    run = run_metrics(net, inputs, labels, names, bn_mode, kernel=kernel, estimator=settings)
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)
+                    return time.perf_counter() - start, run.values
+
+                knas_s, knas_values = timed_run(("knas",), "matrix-free")
+                set_s, _ = timed_run(metrics, "matrix-free")
+                if skip:
+                    print(f"{cell:<8}{variant:<10}{bn_mode:<6}{batch:>5}{'skipped':>10}{knas_s:>11.2f}{'':>8}"
+                          f"{set_s:>16.2f}{'':>13}  exact skipped: over {args.max_reference_seconds:.0f} s "
+                          "at a smaller batch", flush=True)
+                    continue
+                exact_s, exact_values = timed_run(metrics, "exact")
+                exact_knas = exact_values["knas"].value
+                diff = abs(knas_values["knas"].value - exact_knas) / abs(exact_knas)
+                print(f"{cell:<8}{variant:<10}{bn_mode:<6}{batch:>5}{exact_s:>10.2f}{knas_s:>11.2f}"
+                      f"{exact_s / knas_s:>7.1f}x{set_s:>16.2f}{exact_s / set_s:>12.1f}x{diff:>15.1e}", flush=True)
+                if device.type != "cuda" and exact_s > args.max_reference_seconds:
                     skip = True
 
 

@@ -28,7 +28,8 @@ from ntknas.experiments.runtime import device_name, environment, resolve_device
 from ntknas.experiments.score import MetricValue, evaluate_metrics
 from ntknas.experiments.validation import check_batch_fits, check_settings
 from ntknas.kernel import BN_MODES
-from ntknas.metrics import DEFAULT_METRICS, get_metric, parse_metric_list
+from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
 from ntknas.spaces import get_space
 from ntknas.spaces.init import INIT_SPACES, InitScheme, init_identity, initialize
@@ -94,6 +95,23 @@ class CorrelateConfig:
     init: str = "study"
     bias_init: str = "default"
     archs_file: str | None = None
+    kernel: str = "exact"
+    """``exact`` or ``matrix-free`` (knas, trace, fnorm, lga without the B×B kernel)."""
+    probes: int = DEFAULT_PROBES
+    """Matrix-free estimator size (products per estimate); ignored by the exact kernel."""
+    estimator_seed: int = 0
+
+    @property
+    def kernel_identity(self) -> dict[str, Any] | None:
+        """The kernel settings that change stored values; None for the exact kernel, so run
+        folders written before ``--kernel`` existed keep their identity."""
+        if self.kernel == "exact":
+            return None
+        return {"kind": self.kernel, **self.estimator_settings.identity()}
+
+    @property
+    def estimator_settings(self) -> EstimatorSettings:
+        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed)
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
@@ -110,6 +128,8 @@ class CorrelateConfig:
             raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
         check_settings(self)
         InitScheme(self.init, self.bias_init)  # refuse unknown names before any work
+        check_kernel_choice(self.kernel, parse_metric_list(self.metrics))
+        self.estimator_settings  # noqa: B018 -- refuses a bad --probes before any work
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
         return CorrelateConfig(
             **{
@@ -143,6 +163,8 @@ class CorrelateConfig:
         }
         if self.init_identity is not None:  # absent for PyTorch's: older run folders stay valid
             tagged["init"] = self.init_identity
+        if self.kernel_identity is not None:  # absent for the exact kernel, likewise
+            tagged["kernel"] = self.kernel_identity
         options = json.dumps(tagged, sort_keys=True)
         digest = hashlib.sha1(options.encode()).hexdigest()[:8]
         return f"{self.protocol}/{self.measured_on}/{digest}"
@@ -154,6 +176,8 @@ class CorrelateConfig:
         settings = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata.get("identity")}
         if self.init_identity is not None:
             settings["init"] = self.init_identity
+        if self.kernel_identity is not None:
+            settings["kernel"] = self.kernel_identity
         return settings
 
     def summary_spec(self) -> SummarySpec:
@@ -492,6 +516,7 @@ def measure_architecture(
             stage_started = time.perf_counter()
             continue
         measurements = []
+        errors: dict[str, dict[str, float]] = {}
         once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
         for bn_mode in config.bn_modes:
             if diverged is not None:
@@ -500,6 +525,7 @@ def measure_architecture(
                 fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metrics if m not in once])
                 once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
                 values = {m: fresh[m] if m in fresh else once[m] for m in config.metrics}
+            errors.update({bn_mode: {m: v.stderr for m, v in values.items() if v.stderr is not None}})
             for metric, result in values.items():
                 measurements.append(
                     Measurement(
@@ -512,7 +538,9 @@ def measure_architecture(
             item=key, space=config.space, arch=entry.key, arch_index=entry.index,
             train_epochs=epochs, accuracy=entry.accuracy,
             seconds=time.perf_counter() - stage_started,
-            device=device_name(device), info={"diverged": diverged} if diverged else {},
+            device=device_name(device),
+            info=({"diverged": diverged} if diverged else {})
+            | ({"stderr": errors} if any(errors.values()) else {}),
         )
         yield ItemResult(record, measurements, training_rows)
         training_rows = []
@@ -528,6 +556,7 @@ def _evaluate(
         return evaluate_metrics(
             net, batch.inputs, batch.targets, metrics, bn_mode,
             params=config.params, strategy=config.strategy, chunk_size=config.chunk_size,
+            kernel=config.kernel, estimator=config.estimator_settings,
         )
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()

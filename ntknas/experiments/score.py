@@ -13,8 +13,16 @@ from torch import nn
 
 from ntknas.errors import NtknasError
 from ntknas.kernel import check_bn_mode
+from ntknas.kernel.matrix_free import EstimatorSettings
 from ntknas.kernel.precision import ieee_float32
-from ntknas.metrics import DEFAULT_METRICS, MetricContext, MetricUnavailable, get_metric, parse_metric_list
+from ntknas.metrics import (
+    DEFAULT_METRICS,
+    MetricContext,
+    MetricUnavailable,
+    check_kernel_choice,
+    get_metric,
+    parse_metric_list,
+)
 
 
 @dataclass(frozen=True)
@@ -24,6 +32,8 @@ class MetricValue:
     value: float | None
     reason: str | None = None
     seconds: float = 0.0
+    stderr: float | None = None
+    """Standard error of a value a randomized estimator produced (``--kernel matrix-free``)."""
 
     @property
     def missing(self) -> bool:
@@ -63,15 +73,22 @@ def run_metrics(
     chunk_size: int | None = None,
     num_classes: int | None = None,
     eigen_cutoff: float | None = None,
+    kernel: str = "exact",
+    estimator: EstimatorSettings | None = None,
 ) -> MetricRun:
     """Evaluate ``metrics`` on one batch; metrics that share the NTK compute it once.
 
     A metric that cannot be computed (a non-finite kernel, a single-class batch) comes back
     missing with its reason; it is never replaced by a number. The time of a shared kernel is
     counted in the first metric that needs it.
+
+    ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the Jacobian
+    (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics that
+    need the kernel's eigenvalues.
     """
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
+    check_kernel_choice(kernel, names)
     if inputs.shape[0] != targets.shape[0]:
         raise NtknasError(
             f"{inputs.shape[0]} inputs but {targets.shape[0]} targets: give one label per image"
@@ -86,6 +103,9 @@ def run_metrics(
         chunk_size=chunk_size,
         num_classes=num_classes,
         eigen_cutoff=eigen_cutoff,
+        kernel_kind=kernel,
+        estimator=estimator or EstimatorSettings(),
+        wanted=tuple(names),
     )
     results: dict[str, MetricValue] = {}
     with ieee_float32():
@@ -99,10 +119,12 @@ def run_metrics(
                 continue
             elapsed = time.perf_counter() - start
             if math.isfinite(value):
-                results[name] = MetricValue(value, None, elapsed)
+                results[name] = MetricValue(value, None, elapsed, context.standard_errors.get(name))
             else:
                 results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
     ntk = context._cache.get("ntk")
+    if ntk is None and "estimates" in context._cache:
+        return MetricRun(results, "matrix-free", None)
     return MetricRun(
         results, None if ntk is None else ntk.strategy, None if ntk is None else ntk.seconds
     )

@@ -60,7 +60,8 @@ from ntknas.experiments.strategies import (
 from ntknas.experiments.validation import check_settings
 from ntknas.groundtruth import Benchmark, load_benchmark
 from ntknas.kernel import BN_MODES
-from ntknas.metrics import get_metric
+from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.metrics import check_kernel_choice, get_metric
 from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.store import STORE_FILE, ItemRecord, Measurement, ResultStore, TrainingRecord
@@ -114,6 +115,9 @@ class SearchConfig:
     device: str = "cpu"
     workers: int = 1
     force: bool = False
+    kernel: str = "exact"
+    probes: int = DEFAULT_PROBES
+    estimator_seed: int = 0
 
     def checked(self) -> SearchConfig:
         """The config with names normalized and every value checked (no file is read)."""
@@ -140,6 +144,11 @@ class SearchConfig:
         for flag, value in (("--proxy-epochs", self.proxy_epochs), ("--second-epochs", self.second_epochs)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise NtknasError(f"{flag} must be an epoch count >= 0, got {value!r}")
+        metric_proxies = [p for p in proxies if not p.startswith(TABLE_PREFIX)]
+        if "two-stage" in strategies and not self.second_proxy.startswith(TABLE_PREFIX):
+            metric_proxies.append(self.second_proxy.strip())
+        check_kernel_choice(self.kernel, metric_proxies)
+        EstimatorSettings(probes=self.probes, seed=self.estimator_seed)  # refuses a bad --probes
         if self.candidates is None and self.time_budget is None:
             raise NtknasError("no budget: give --candidates N and/or --time-budget SECONDS")
         if self.candidates is not None and (isinstance(self.candidates, bool) or self.candidates < 1):
@@ -161,6 +170,8 @@ class SearchConfig:
             space=get_space(self.space).name, dataset=info.name,
             batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
+        if self.kernel != "exact":  # absent for the exact kernel: older run folders keep their identity
+            settings["kernel"] = {"kind": self.kernel, **EstimatorSettings(self.probes, self.estimator_seed).identity()}
         return settings
 
 
@@ -514,13 +525,13 @@ def proxy_label(proxy: str, epochs: int) -> str:
 def measurement_config(config: SearchConfig, metric: str, epochs: int, info: DatasetInfo) -> CorrelateConfig:
     """How one metric proxy is measured: correlate's settings for one metric, one BN mode and one
     training stage, so that the values (and their store keys) are those of a correlate run with
-    the same protocol. Kernel options (a future ``--kernel``) join here, as correlate's do."""
+    the same protocol. Kernel options join here, as correlate's do."""
     return CorrelateConfig(
         space=config.space, dataset=config.dataset, data_dir=config.data_dir, batch_size=config.batch_size,
         bn_modes=(config.bn,), metrics=(metric,), train_epochs=(epochs,), out=config.out, device=config.device,
         protocol=config.protocol, seed=config.model_seed, variant=config.variant, params=config.params,
         network_options=dict(config.network_options), train_batch_size=config.train_batch_size,
-        workers=config.workers,
+        workers=config.workers, kernel=config.kernel, probes=config.probes, estimator_seed=config.estimator_seed,
     ).resolved(info)
 
 

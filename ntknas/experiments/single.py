@@ -18,7 +18,8 @@ from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
 from ntknas.experiments.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.experiments.validation import seed as check_seed
-from ntknas.metrics import DEFAULT_METRICS, get_metric
+from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.spaces import build_network, get_space
 from ntknas.spaces.init import INIT_SPACES, initialize
 
@@ -36,6 +37,8 @@ class ScoreOutcome:
     device: str
     seconds: float
     values: dict[str, MetricValue]
+    estimator: dict[str, Any] | None = None
+    """The matrix-free kernel's estimator settings; None for the exact kernel."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,10 @@ class ScoreOutcome:
             "seconds": round(self.seconds, 4),
             "metrics": {name: v.value for name, v in self.values.items()},
             "missing": {name: v.reason for name, v in self.values.items() if v.missing},
+            **({} if self.estimator is None else {
+                "kernel": self.estimator,
+                "stderr": {name: v.stderr for name, v in self.values.items() if v.stderr is not None},
+            }),
         }
 
     def as_text(self) -> str:
@@ -51,13 +58,18 @@ class ScoreOutcome:
             f"architecture: {self.arch}" + (f" (index {self.index})" if self.index is not None else ""),
             f"batch: {self.batch}; BatchNorm: {self.bn_mode}; kernel strategy: {self.strategy}; "
             f"device: {self.device}; {self.seconds:.2f} s",
-            "",
-            f"{'metric':<12} {'value':>16}  ranks by",
         ]
+        if self.estimator is not None:
+            lines.append(
+                f"matrix-free kernel: {self.estimator['estimator']}, {self.estimator['probes']} probes, "
+                f"seed {self.estimator['seed']}; ± is one standard error of the estimate"
+            )
+        lines += ["", f"{'metric':<12} {'value':>16}  ranks by"]
         for name, value in self.values.items():
             direction = {True: "higher", False: "lower", None: "-"}[get_metric(name).higher_is_better]
             shown = f"{value.value:>16.6g}" if not value.missing else f"{'missing':>16}"
-            lines.append(f"{name:<12} {shown}  {direction}" + (f"  ({value.reason})" if value.missing else ""))
+            error = f"  ± {value.stderr:.3g}" if value.stderr is not None else ""
+            lines.append(f"{name:<12} {shown}  {direction}{error}" + (f"  ({value.reason})" if value.missing else ""))
         return "\n".join(lines)
 
 
@@ -143,6 +155,9 @@ def score_architecture(
     device: str = "cpu",
     init: str = "study",
     bias_init: str = "default",
+    kernel: str = "exact",
+    probes: int = DEFAULT_PROBES,
+    estimator_seed: int = 0,
 ) -> ScoreOutcome:
     flagged("--seed", check_seed, seed)
     optional("--batch-size", positive_int, batch_size)
@@ -152,6 +167,8 @@ def score_architecture(
     optional("--dataset", nonempty_text, dataset)
     if batch_file and not dataset:
         load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
+    estimator = EstimatorSettings(probes=probes, seed=estimator_seed)
+    check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
     if batch_file:
@@ -187,9 +204,13 @@ def score_architecture(
     net = net.to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     started = time.perf_counter()
-    run = run_metrics(net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size)
+    run = run_metrics(
+        net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
+        kernel=kernel, estimator=estimator,
+    )
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
         device_name(target_device), seconds, run.values,
+        None if kernel == "exact" else {"kind": kernel, **estimator.identity()},
     )

@@ -124,9 +124,7 @@ def compute_ntk(
     if forward not in FORWARDS:
         raise UnknownNameError(f"unknown forward mode {forward!r}: use one of {', '.join(FORWARDS)}")
     start = time.perf_counter()
-    selected = select_parameters(net, params)
-    first = next(iter(selected.values()))
-    inputs = inputs.to(device=first.device, dtype=first.dtype)
+    selected, inputs = prepare_kernel_inputs(net, inputs, params)
     groups = [inputs] if forward == "batch" else [inputs[i:i + 1] for i in range(inputs.shape[0])]
     with ieee_float32():  # the Jacobian and its Gram product (a user's TF32 matmul setting too)
         with kernel_mode(net, bn_mode):
@@ -146,6 +144,16 @@ def compute_ntk(
         num_parameters=sum(p.numel() for p in selected.values()),
         seconds=time.perf_counter() - start,
     )
+
+
+def prepare_kernel_inputs(
+    net: nn.Module, inputs: torch.Tensor, params: str
+) -> tuple[dict[str, nn.Parameter], torch.Tensor]:
+    """The kernel's parameters and the inputs on their device and in their dtype: shared by the
+    exact kernel and the matrix-free products so both differentiate the same function."""
+    selected = select_parameters(net, params)
+    first = next(iter(selected.values()))
+    return selected, inputs.to(device=first.device, dtype=first.dtype)
 
 
 def _jacobian(

@@ -2,10 +2,12 @@
 
 from ntknas.metrics.registry import (
     DEFAULT_METRICS,
+    MATRIX_FREE_METRICS,
     Metric,
     MetricContext,
     MetricUnavailable,
     available_metrics,
+    check_kernel_choice,
     get_metric,
     parse_metric_list,
     register_metric,
@@ -13,10 +15,12 @@ from ntknas.metrics.registry import (
 
 __all__ = [
     "DEFAULT_METRICS",
+    "MATRIX_FREE_METRICS",
     "Metric",
     "MetricContext",
     "MetricUnavailable",
     "available_metrics",
+    "check_kernel_choice",
     "get_metric",
     "parse_metric_list",
     "register_metric",

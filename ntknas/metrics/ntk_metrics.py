@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ntknas.kernel.matrix_free import KernelEstimates
 from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
@@ -82,19 +83,26 @@ def condition_number_reference(kernel: np.ndarray) -> float:
     return float(values.max() / values.min())
 
 
+def label_target(labels: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """LGA's target: Y − ȳ (Y_ij = +1 if y_i = y_j else −1), ȳ, and ‖Y − ȳ‖_F (unavailable if 0)."""
+    labels = np.asarray(labels).reshape(-1)
+    same = labels[:, None] == labels[None, :]
+    target = np.where(same, 1.0, -1.0)
+    centred_target = target - target.mean()
+    target_norm = float(np.linalg.norm(centred_target))
+    if target_norm == 0:
+        raise MetricUnavailable("LGA needs at least two classes in the batch; all labels are equal")
+    return centred_target, float(target.mean()), target_norm
+
+
 def label_gradient_alignment(kernel: np.ndarray, labels: np.ndarray) -> float:
     """LGA: ⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = +1 if y_i = y_j else −1."""
     labels = np.asarray(labels).reshape(-1)
     if labels.shape[0] != kernel.shape[0]:
         raise ValueError(f"{labels.shape[0]} labels for a kernel of {kernel.shape[0]} samples")
-    same = labels[:, None] == labels[None, :]
-    target = np.where(same, 1.0, -1.0)
+    centred_target, _, target_norm = label_target(labels)
     centred_kernel = kernel - kernel.mean()
-    centred_target = target - target.mean()
-    target_norm = np.linalg.norm(centred_target)
     kernel_norm = np.linalg.norm(centred_kernel)
-    if target_norm == 0:
-        raise MetricUnavailable("LGA needs at least two classes in the batch; all labels are equal")
     if kernel_norm == 0:
         raise MetricUnavailable("LGA is undefined for a constant kernel")
     return float((centred_kernel * centred_target).sum() / (kernel_norm * target_norm))
@@ -110,8 +118,38 @@ def _cutoff(context: MetricContext) -> float:
     return default_eigen_cutoff(context.kernel.shape[0])
 
 
-@register_metric("knas", higher_is_better=True, family="ntk", needs_kernel=True, formula="mean of all entries of K")
+def matrix_free_lga(estimates: KernelEstimates, labels: np.ndarray) -> tuple[float, float]:
+    """LGA and its standard error from matrix-free sums (SPEC §2 identities).
+
+    Numerator, exact: ⟨K − k̄, Y − ȳ⟩ = ⟨K, Y − ȳ⟩ = 2 Σ_c ‖Jᵀ1_c‖² − (1 + ȳ) ‖Jᵀ1‖². Denominator:
+    the estimate of ‖K − k̄‖²_F (no cancellation, see :func:`estimate_kernel`); its standard error
+    carries over by the delta method.
+    """
+    _, target_mean, target_norm = label_target(labels)
+    numerator = 2 * sum(estimates.class_sums) - (1 + target_mean) * estimates.total_sum
+    centred = estimates.centred_frobenius_sq
+    assert centred is not None and estimates.centred_frobenius_sq_se is not None, "estimated with frobenius=True"
+    if not centred > 0:
+        raise MetricUnavailable("LGA is undefined for a constant kernel")
+    value = numerator / (np.sqrt(centred) * target_norm)
+    return float(value), float(abs(value) * estimates.centred_frobenius_sq_se / (2 * centred))
+
+
+def _finite(name: str, value: float) -> float:
+    if not np.isfinite(value):
+        raise MetricUnavailable(
+            f"{name} is not finite: the network's outputs or gradients overflow on this batch"
+        )
+    return value
+
+
+@register_metric(
+    "knas", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
+    formula="mean of all entries of K (matrix-free: ‖Jᵀ1‖²/B², one backward pass, exact)",
+)
 def _knas(context: MetricContext) -> float:
+    if context.matrix_free:
+        return _finite("knas", context.estimates.mean)
     return kernel_mean(context.kernel)
 
 
@@ -148,13 +186,31 @@ def _ntk_rank(context: MetricContext) -> float:
     return float(numerical_rank(_spectrum(context), _cutoff(context)))
 
 
-@register_metric("fnorm", higher_is_better=True, family="ntk", needs_kernel=True, formula="‖K‖_F")
+@register_metric(
+    "fnorm", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
+    formula="‖K‖_F (matrix-free: Hutch++ estimate of ‖K‖²_F, square-rooted)",
+)
 def _fnorm(context: MetricContext) -> float:
+    if context.matrix_free:
+        estimates = context.estimates
+        assert estimates.frobenius_sq is not None and estimates.frobenius_sq_se is not None
+        value = _finite("fnorm", float(np.sqrt(estimates.frobenius_sq)))
+        if value > 0:
+            context.standard_errors["fnorm"] = estimates.frobenius_sq_se / (2 * value)
+        return value
     return frobenius_norm(context.kernel)
 
 
-@register_metric("trace", higher_is_better=True, family="ntk", needs_kernel=True, formula="tr(K) (NASI-style)")
+@register_metric(
+    "trace", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
+    formula="tr(K) (NASI-style; matrix-free: Hutch++ estimate)",
+)
 def _trace(context: MetricContext) -> float:
+    if context.matrix_free:
+        estimates = context.estimates
+        assert estimates.trace is not None and estimates.trace_se is not None
+        context.standard_errors["trace"] = estimates.trace_se
+        return _finite("trace", estimates.trace)
     return kernel_trace(context.kernel)
 
 
@@ -164,7 +220,28 @@ def _trace(context: MetricContext) -> float:
     family="ntk",
     needs_kernel=True,
     needs_labels=True,
-    formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label",
+    matrix_free=True,
+    formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label "
+    "(matrix-free: numerator exact from class sums, ‖K − k̄‖_F by Hutch++)",
 )
 def _lga(context: MetricContext) -> float:
+    if context.matrix_free:
+        value, error = matrix_free_lga(context.estimates, context.labels)
+        context.standard_errors["lga"] = error
+        return _finite("lga", value)
     return label_gradient_alignment(context.kernel, context.labels)
+
+
+def metrics_from_estimates(estimates: KernelEstimates, labels: np.ndarray) -> dict[str, tuple[float, float]]:
+    """knas, trace, fnorm and lga with standard errors (0 where exact) from one set of estimates,
+    as the registered metrics compute them under ``--kernel matrix-free`` (for studies that feed
+    the estimator something other than a network, e.g. ``perf/matrix_free_fidelity.py``)."""
+    assert estimates.trace is not None and estimates.trace_se is not None
+    assert estimates.frobenius_sq is not None and estimates.frobenius_sq_se is not None
+    fnorm = float(np.sqrt(estimates.frobenius_sq))
+    return {
+        "knas": (estimates.mean, 0.0),
+        "trace": (estimates.trace, estimates.trace_se),
+        "fnorm": (fnorm, estimates.frobenius_sq_se / (2 * fnorm) if fnorm > 0 else float("nan")),
+        "lga": matrix_free_lga(estimates, labels),
+    }

@@ -16,8 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntknas.errors import UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.kernel import NTKResult, compute_ntk
+from ntknas.kernel.matrix_free import (
+    EstimatorSettings,
+    KernelEstimates,
+    check_kernel_kind,
+    estimate_kernel,
+    network_operator,
+)
 
 
 class MetricUnavailable(Exception):
@@ -37,6 +44,13 @@ class MetricContext:
     chunk_size: int | None = None
     num_classes: int | None = None
     eigen_cutoff: float | None = None
+    kernel_kind: str = "exact"
+    """``exact`` (the B×B kernel) or ``matrix-free`` (products with J only; see :mod:`ntknas.kernel.matrix_free`)."""
+    estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
+    wanted: tuple[str, ...] = ()
+    """The metrics of this evaluation: tells the matrix-free path which estimates to pay for."""
+    standard_errors: dict[str, float] = field(default_factory=dict)
+    """Metric → standard error, for values a randomized estimator produced."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -77,6 +91,27 @@ class MetricContext:
         return kernel
 
     @property
+    def estimates(self) -> KernelEstimates:
+        """The matrix-free sums and estimates this evaluation's metrics need, computed once."""
+
+        def compute() -> KernelEstimates:
+            wanted = set(self.wanted) or {"knas", "trace", "fnorm", "lga"}
+            with network_operator(self.net, self.inputs, bn_mode=self.bn_mode, params=self.params) as operator:
+                return estimate_kernel(
+                    operator,
+                    self.targets if wanted & {"lga", "trace", "fnorm"} else None,
+                    self.estimator,
+                    norms=bool(wanted & {"trace", "fnorm", "lga"}),
+                    frobenius=bool(wanted & {"fnorm", "lga"}),
+                )
+
+        return self.cached("estimates", compute)
+
+    @property
+    def matrix_free(self) -> bool:
+        return self.kernel_kind == "matrix-free"
+
+    @property
     def labels(self) -> np.ndarray:
         return self.targets.detach().cpu().numpy()
 
@@ -103,12 +138,17 @@ class Metric:
     """True for metrics derived from the summed-logit NTK K (they share one kernel computation)."""
     needs_labels: bool = False
     """True for metrics that read the batch's labels (lga, loss-gradient proxies)."""
+    matrix_free: bool = False
+    """True for kernel metrics that ``--kernel matrix-free`` computes without the kernel."""
 
 
 _REGISTRY: dict[str, Metric] = {}
 
 DEFAULT_METRICS: tuple[str, ...] = ("knas", "tenas", "fnorm", "trace", "lga")
 """The study's NTK metrics: what score and correlate measure unless told otherwise."""
+
+MATRIX_FREE_METRICS: tuple[str, ...] = ("knas", "fnorm", "trace", "lga")
+"""The default metrics under ``--kernel matrix-free`` (the study's, less tenas, which needs eigenvalues)."""
 
 
 def register_metric(
@@ -120,6 +160,7 @@ def register_metric(
     uses_bn_mode: bool = True,
     needs_kernel: bool = False,
     needs_labels: bool = False,
+    matrix_free: bool = False,
 ) -> Callable[[MetricFunction], MetricFunction]:
     """Decorator that adds a metric to the registry under ``name``."""
 
@@ -127,7 +168,7 @@ def register_metric(
         if name in _REGISTRY:
             raise ValueError(f"metric {name!r} is registered twice")
         _REGISTRY[name] = Metric(
-            name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels
+            name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels, matrix_free
         )
         return function
 
@@ -170,3 +211,18 @@ def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
     if not names:
         raise UnknownNameError("no metric given: name at least one, e.g. knas,tenas,lga")
     return list(dict.fromkeys(names))
+
+
+def check_kernel_choice(kernel: str, metrics: list[str] | tuple[str, ...]) -> None:
+    """Refuse, before any work, a kernel metric that ``kernel`` cannot compute (one line, the fix)."""
+    check_kernel_kind(kernel)
+    if kernel == "exact":
+        return
+    for name in metrics:
+        metric = get_metric(name)
+        if metric.needs_kernel and not metric.matrix_free:
+            offered = ", ".join(m for m in available_metrics() if get_metric(m).matrix_free)
+            raise NtknasError(
+                f"{name} needs the kernel's eigenvalues, which --kernel matrix-free does not estimate "
+                f"reliably: use --kernel exact for {name} (matrix-free offers {offered})"
+            )
