@@ -248,9 +248,12 @@ def test_matrix_free_correlate_never_resumes_an_exact_run(tmp_path):
     from ntknas.errors import DataError
     from ntknas.experiments.correlate import CorrelateConfig
     from ntknas.store import ResultStore
+    from ntknas.store.sqlite import ItemRecord
 
     with ResultStore(tmp_path) as store:
         store.claim_settings("correlate", CorrelateConfig(metrics=("knas",)).store_settings())
+        # a folder pins its settings once it holds a result
+        store.commit_item(ItemRecord("0", "nb201", "arch", 0, 0, 90.0, 1.0, "cpu"), [])
         with pytest.raises(DataError, match="kernel"):
             store.claim_settings(
                 "correlate", CorrelateConfig(metrics=("knas",), kernel="matrix-free").store_settings()

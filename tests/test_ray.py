@@ -266,10 +266,14 @@ def fail_on_b(context, item, done):
     return [item.key]
 
 
+# Long enough that a cancel delayed by a loaded machine still lands before a task could finish.
+ITEM_SLEEP = 20
+
+
 def touch_then_sleep(context, item, done):
     Path(item.key + ".start").touch()
     if not item.key.endswith("0"):
-        time.sleep(6)
+        time.sleep(ITEM_SLEEP)
     Path(item.key + ".end").touch()
     return [item.key]
 
@@ -288,7 +292,7 @@ def test_an_abandoned_run_leaves_no_task_running(cluster, tmp_path):
     first, _ = next(results)
     assert first.key == names[0]
     results.close()  # what an error or Ctrl-C in the driver does: cancels the tasks in flight
-    time.sleep(8)  # longer than an item sleeps: a task left running would have finished by now
+    time.sleep(ITEM_SLEEP + 3)  # a task left running would have finished by now
     assert [n for n in names if Path(n + ".end").exists()] == [names[0]]
 
 
