@@ -53,6 +53,7 @@ from ntknas.metrics.ntk_metrics import (  # noqa: E402
     kernel_trace,
     label_gradient_alignment,
 )
+from ntknas.metrics.registry import MetricUnavailable  # noqa: E402
 from ntknas.spaces import build_network  # noqa: E402
 from ntknas.spaces.nb201 import arch_from_index  # noqa: E402
 
@@ -61,12 +62,22 @@ NUM_ARCHS = 15625
 
 
 def exact_values(kernel: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    return {
-        "knas": kernel_mean(kernel),
-        "trace": kernel_trace(kernel),
-        "fnorm": frobenius_norm(kernel),
-        "lga": label_gradient_alignment(kernel, labels),
+    formulas = {
+        "knas": kernel_mean,
+        "trace": kernel_trace,
+        "fnorm": frobenius_norm,
+        "lga": lambda k: label_gradient_alignment(k, labels),
     }
+    return {name: _or_nan(formula, kernel) for name, formula in formulas.items()}
+
+
+def _or_nan(formula, kernel: np.ndarray) -> float:
+    """A metric the kernel does not define (e.g. LGA of a disconnected cell's constant kernel) is
+    missing, as the product stores it; such cells drop out of the correlations pairwise."""
+    try:
+        return float(formula(kernel))
+    except MetricUnavailable:
+        return float("nan")
 
 
 def cell_indices(count: int, seed: int) -> list[int]:
@@ -141,7 +152,11 @@ def estimate_phase(
 
     def via_kernel(kernel: np.ndarray, settings: EstimatorSettings) -> dict[str, float]:
         estimates = estimate_kernel(FactorOperator.from_kernel(torch.from_numpy(kernel)), targets, settings)
-        return {name: value for name, (value, _) in metrics_from_estimates(estimates, labels).items()}
+        try:
+            return {name: value for name, (value, _) in metrics_from_estimates(estimates, labels).items()}
+        except MetricUnavailable:  # LGA of a constant kernel; the other three stay defined
+            return {"knas": estimates.mean, "trace": float(estimates.trace or "nan"),
+                    "fnorm": float(np.sqrt(estimates.frobenius_sq or float("nan"))), "lga": float("nan")}
 
     def via_network(index: int, settings: EstimatorSettings) -> dict[str, float]:
         run = run_metrics(build(index, args.seed), inputs, targets, METRICS, args.bn, kernel="matrix-free",
@@ -212,7 +227,7 @@ def report(
             values = np.asarray(approx[size][name])
             agree = rank_correlation(values, truth, resamples=1).kendall
             corr = rank_correlation(values, accuracy)
-            error = float(np.median(np.abs(values - truth) / np.abs(truth)))
+            error = float(np.nanmedian(np.abs(values - truth) / np.abs(truth)))
             print(f"{name:<7}{size:>7}{agree:>15.4f}"
                   f"{_tau(exact_corr.kendall, exact_corr.kendall_ci):>28}{_tau(corr.kendall, corr.kendall_ci):>28}"
                   f"{error:>16.2e}", flush=True)
