@@ -38,7 +38,7 @@ from ntknas.kernel.precision import ieee_float32
 
 KERNEL_KINDS = ("exact", "matrix-free")
 ESTIMATORS = ("hutch++",)
-DEFAULT_PROBES = 16
+DEFAULT_PROBES = 32
 """Products per estimate (half range sketch, half residual probes); chosen by
 ``perf/matrix_free_fidelity.py`` (see the README's matrix-free section)."""
 
