@@ -69,52 +69,37 @@ def seed(value: Any) -> int:
     return number
 
 
-def _float(value: Any, expected: str) -> float:
+def _float(value: Any, expected: str, *, zero_allowed: bool = True) -> float:
+    """A finite float that is >= 0 (> 0 unless ``zero_allowed``); ``expected`` words the refusal."""
     if isinstance(value, bool):
         raise InputError(f"must be {expected}, got {value!r}")
     try:
         number = float(value)
     except (TypeError, ValueError, OverflowError):
         raise InputError(f"must be {expected}, got {str(value)!r}") from None
-    if not math.isfinite(number):
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_allowed):
         raise InputError(f"must be {expected}, got {str(value)!r}")
     return number
 
 
 def nonnegative_seconds(value: Any) -> float:
     """A finite number of seconds >= 0 (budgets); ``nan`` and ``inf`` are refused."""
-    expected = "a finite number of seconds >= 0 such as 3600"
-    number = _float(value, expected)
-    if number < 0:
-        raise InputError(f"must be {expected}, got {str(value)!r}")
-    return number
+    return _float(value, "a finite number of seconds >= 0 such as 3600")
 
 
 def positive_seconds(value: Any) -> float:
     """A finite number of seconds > 0."""
-    expected = "a finite number of seconds > 0 such as 3600"
-    number = _float(value, expected)
-    if number <= 0:
-        raise InputError(f"must be {expected}, got {str(value)!r}")
-    return number
+    return _float(value, "a finite number of seconds > 0 such as 3600", zero_allowed=False)
 
 
 def positive_number(value: Any) -> float:
     """A finite number > 0 (e.g. CPUs per item)."""
-    expected = "a finite number > 0 such as 1 or 0.5"
-    number = _float(value, expected)
-    if number <= 0:
-        raise InputError(f"must be {expected}, got {str(value)!r}")
-    return number
+    return _float(value, "a finite number > 0 such as 1 or 0.5", zero_allowed=False)
 
 
 def nonnegative_number(value: Any) -> float:
     """A finite number >= 0 (e.g. GPUs per item)."""
-    expected = "a finite number >= 0 such as 1 or 0.25"
-    number = _float(value, expected)
-    if number < 0:
-        raise InputError(f"must be {expected}, got {str(value)!r}")
-    return number
+    return _float(value, "a finite number >= 0 such as 1 or 0.25")
 
 
 def nonempty_text(value: Any) -> str:
