@@ -31,42 +31,35 @@ class InputError(NtknasError, ValueError):
     """A value that the option cannot take; the message says what it expects."""
 
 
-def _integer(value: Any, expected: str) -> int:
+def _integer(value: Any, expected: str, minimum: int, maximum: int | None = None) -> int:
+    """An integer in [minimum, maximum]; ``expected`` words the refusal."""
     if isinstance(value, bool):
         raise InputError(f"must be {expected}, got {value!r}")
     if isinstance(value, int):
-        return value
-    text = str(value)
-    if _SIGNED.fullmatch(text) is None:
-        raise InputError(f"must be {expected}, got {text!r}")
-    return int(text)
+        number = value
+    else:
+        text = str(value)
+        if _SIGNED.fullmatch(text) is None:
+            raise InputError(f"must be {expected}, got {text!r}")
+        number = int(text)
+    if number < minimum or (maximum is not None and number > maximum):
+        raise InputError(f"must be {expected}, got {value!r}")
+    return number
 
 
 def positive_int(value: Any) -> int:
     """An integer >= 1 (sizes and counts)."""
-    expected = "a positive integer such as 1 or 64"
-    number = _integer(value, expected)
-    if number < 1:
-        raise InputError(f"must be {expected}, got {value!r}")
-    return number
+    return _integer(value, "a positive integer such as 1 or 64", 1)
 
 
 def nonnegative_int(value: Any) -> int:
     """An integer >= 0 (epoch counts, retries)."""
-    expected = "an integer >= 0 such as 0 or 3"
-    number = _integer(value, expected)
-    if number < 0:
-        raise InputError(f"must be {expected}, got {value!r}")
-    return number
+    return _integer(value, "an integer >= 0 such as 0 or 3", 0)
 
 
 def seed(value: Any) -> int:
     """A seed every generator ntknas uses accepts, and the store can hold: 0 .. 2**63 − 1."""
-    expected = f"a seed between 0 and {SEED_MAX}"
-    number = _integer(value, expected)
-    if not 0 <= number <= SEED_MAX:
-        raise InputError(f"must be {expected}, got {value!r}")
-    return number
+    return _integer(value, f"a seed between 0 and {SEED_MAX}", 0, SEED_MAX)
 
 
 def _float(value: Any, expected: str, *, zero_allowed: bool = True) -> float:
