@@ -91,6 +91,7 @@ def _run_score(args: argparse.Namespace) -> int:
         kernel=args.kernel,
         probes=args.probes,
         estimator_seed=args.estimator_seed,
+        estimator=args.estimator,
     )
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
@@ -108,16 +109,19 @@ BIAS_INIT_HELP = "conv and linear biases: default (as --init leaves them) | zero
 
 
 def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
-    from ntknas.kernel.matrix_free import DEFAULT_PROBES
+    from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, ESTIMATORS
 
     group = parser.add_argument_group("kernel")
     group.add_argument("--kernel", default="exact", choices=["exact", "matrix-free"],
                        help="exact: the B×B kernel (every metric); matrix-free: knas and the LGA numerator exact "
-                            "from a few backward passes, trace/fnorm/lga by a seeded Hutch++ estimate with a "
+                            "from a few backward passes, trace/fnorm/lga by a seeded randomized estimate with a "
                             "standard error, no B×B kernel (tenas and ntk_rank need --kernel exact)")
     group.add_argument("--probes", type=T.positive_int, default=DEFAULT_PROBES,
-                       help=f"with --kernel matrix-free: products per estimate, half range sketch, half residual "
-                            f"probes (default {DEFAULT_PROBES}, chosen by perf/matrix_free_fidelity.py)")
+                       help=f"with --kernel matrix-free: random probes per estimate (default {DEFAULT_PROBES}, "
+                            "chosen by perf/matrix_free_fidelity.py)")
+    group.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=list(ESTIMATORS),
+                       help=f"with --kernel matrix-free: xnys (exchangeable Nyström, fewer products for the same "
+                            f"accuracy) or hutch++ (the estimator of earlier matrix-free runs) (default {DEFAULT_ESTIMATOR})")
     group.add_argument("--estimator-seed", type=T.seed, default=0, help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
 
 
@@ -224,6 +228,7 @@ def _run_correlate(args: argparse.Namespace) -> int:
         train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
         workers=args.workers, time_budget=args.time_budget, init=args.init, bias_init=args.bias_init,
         archs_file=args.archs_file, kernel=args.kernel, probes=args.probes, estimator_seed=args.estimator_seed,
+        estimator=args.estimator,
     )
     executor = _executor(args)
     progress = Progress("archs", enabled=False if args.no_progress else None)
@@ -440,7 +445,7 @@ def _run_search(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, model_seed=args.model_seed, variant=args.variant, params=args.params,
         train_batch_size=args.train_batch_size, cache=tuple(args.cache), out=args.out, device=args.device,
         workers=args.workers, force=args.force, kernel=args.kernel, probes=args.probes,
-        estimator_seed=args.estimator_seed,
+        estimator_seed=args.estimator_seed, estimator=args.estimator,
     )
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from ntknas.experiments.runtime import device_name  # noqa: E402
 from ntknas.experiments.score import run_metrics  # noqa: E402
 from ntknas.kernel import compute_ntk  # noqa: E402
-from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings  # noqa: E402
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings  # noqa: E402
 from ntknas.kernel.precision import ieee_float32  # noqa: E402
 from ntknas.spaces.nb201 import build_nb201  # noqa: E402
 from reference_ntk import reference_ntk, relative_error  # noqa: E402
@@ -102,6 +102,7 @@ def main() -> None:
     parser.add_argument("--max-reference-seconds", type=float, default=60.0)
     parser.add_argument("--matrix-free", action="store_true", help="exact kernel vs --kernel matrix-free rows")
     parser.add_argument("--probes", type=int, default=DEFAULT_PROBES, help="matrix-free estimator size")
+    parser.add_argument("--estimator", default=DEFAULT_ESTIMATOR, help="matrix-free estimator (xnys or hutch++)")
     args = parser.parse_args()
     device = torch.device(args.device)
     if args.matrix_free:
@@ -142,13 +143,13 @@ def main() -> None:
 
 
 def matrix_free_rows(args: argparse.Namespace, device: torch.device) -> None:
-    print(f"# exact vs matrix-free on {device_name(device)}, torch {torch.__version__}, probes={args.probes}, "
+    print(f"# exact vs matrix-free on {device_name(device)}, torch {torch.__version__}, {args.estimator} estimator, probes={args.probes}, "
           f"{torch.get_num_threads()} threads; seconds per architecture")
     print(f"{'cell':<8}{'variant':<10}{'bn':<6}{'B':>5}{'exact s':>10}{'knas mf s':>11}{'knas x':>8}"
           f"{'4 metrics mf s':>16}{'4 metrics x':>13}{'knas rel.diff':>15}")
     cells = {"largest": LARGEST, "small": SMALL}
     metrics = ("knas", "lga", "fnorm", "trace")
-    settings = EstimatorSettings(probes=args.probes)
+    settings = EstimatorSettings(probes=args.probes, estimator=args.estimator)
     for cell in args.cells.split(","):
         for case in args.cases.split(","):
             variant, bn_mode = case.split(":")

@@ -135,8 +135,12 @@ def _random_kernel(size: int, rank: int, seed: int, offset: float) -> torch.Tens
     return factor @ factor.T
 
 
+ESTIMATOR_NAMES = ["xnys", "hutch++"]
+
+
+@pytest.mark.parametrize("estimator", ESTIMATOR_NAMES)
 @pytest.mark.parametrize("offset", [0.0, 2.0])
-def test_estimators_are_unbiased_on_small_kernels(offset):
+def test_estimators_are_unbiased_on_small_kernels(offset, estimator):
     size = 24
     kernel = _random_kernel(size, 20, seed=1, offset=offset)
     labels = torch.arange(size) % 4
@@ -148,7 +152,7 @@ def test_estimators_are_unbiased_on_small_kernels(offset):
     }
     draws: dict[str, list[float]] = {name: [] for name in exact}
     for seed in range(300):
-        estimates = estimate_kernel(operator, labels, EstimatorSettings(probes=4, seed=seed))
+        estimates = estimate_kernel(operator, labels, EstimatorSettings(probes=4, seed=seed, estimator=estimator))
         for name in exact:
             draws[name].append(getattr(estimates, name))
     for name, values in draws.items():
@@ -158,24 +162,79 @@ def test_estimators_are_unbiased_on_small_kernels(offset):
         assert abs(np.mean(values) - exact[name]) < 3 * error, name
 
 
-def test_standard_error_matches_the_spread_over_seeds():
+@pytest.mark.parametrize("estimator", ESTIMATOR_NAMES)
+def test_standard_error_matches_the_spread_over_seeds(estimator):
     kernel = _random_kernel(24, 20, seed=2, offset=0.5)
     operator = FactorOperator.from_kernel(kernel)
-    runs = [estimate_kernel(operator, None, EstimatorSettings(probes=8, seed=s)) for s in range(200)]
-    spread = np.std([r.trace for r in runs], ddof=1)
-    reported = float(np.sqrt(np.mean([r.trace_se**2 for r in runs])))
-    assert 0.6 < reported / spread < 1.6
+    runs = [estimate_kernel(operator, None, EstimatorSettings(8, s, estimator)) for s in range(200)]
+    for value, error in (("trace", "trace_se"), ("frobenius_sq", "frobenius_sq_se")):
+        spread = np.std([getattr(r, value) for r in runs], ddof=1)
+        reported = float(np.sqrt(np.mean([getattr(r, error) ** 2 for r in runs])))
+        assert 0.5 < reported / spread < 2.0, value
 
 
-def test_enough_probes_make_the_estimates_exact():
+@pytest.mark.parametrize("estimator", ESTIMATOR_NAMES)
+def test_enough_probes_make_the_estimates_exact(estimator):
     kernel = _random_kernel(10, 10, seed=3, offset=1.0)
     labels = torch.arange(10) % 2
-    estimates = estimate_kernel(FactorOperator.from_kernel(kernel), labels, EstimatorSettings(probes=24))
+    settings = EstimatorSettings(probes=24, estimator=estimator)
+    estimates = estimate_kernel(FactorOperator.from_kernel(kernel), labels, settings)
     values = metrics_from_estimates(estimates, labels.numpy())
     assert _relative(values["trace"][0], float(torch.trace(kernel))) < 1e-9
     assert _relative(values["fnorm"][0], float(kernel.norm())) < 1e-9
     assert _relative(values["lga"][0], label_gradient_alignment(kernel.numpy(), labels.numpy())) < 1e-9
     assert _relative(values["knas"][0], float(kernel.mean())) < 1e-9
+
+
+def test_batched_products_give_the_estimates_of_one_at_a_time_products():
+    """The GPU path (vectorized pullbacks and pushforwards) and the CPU path agree."""
+    inputs = _inputs(12)
+    labels = torch.arange(12) % 3
+    settings = EstimatorSettings(probes=5, seed=1)
+    results = []
+    for batched in (False, True):
+        with network_operator(_network("nb201", "study"), inputs, bn_mode="train", batched=batched) as operator:
+            results.append(estimate_kernel(operator, labels, settings))
+    for field in ("total_sum", "trace", "frobenius_sq", "centred_frobenius_sq"):
+        assert _relative(getattr(results[1], field), getattr(results[0], field)) < 1e-5, field
+
+
+def test_nystrom_trace_does_not_depend_on_the_metrics_asked_for():
+    kernel = _random_kernel(16, 12, seed=6, offset=1.0)
+    labels = torch.arange(16) % 3
+    operator = FactorOperator.from_kernel(kernel)
+    settings = EstimatorSettings(probes=6, seed=2)
+    alone = estimate_kernel(operator, labels, settings, frobenius=False)
+    together = estimate_kernel(operator, labels, settings)
+    assert alone.trace == together.trace
+
+
+def test_a_zero_kernel_gives_zero_estimates():
+    """A disconnected cell: every product is zero, and so is every estimate (no 0/0)."""
+    operator = FactorOperator(torch.zeros(12, 5, dtype=torch.float64))
+    for estimator in ESTIMATOR_NAMES:
+        estimates = estimate_kernel(operator, torch.arange(12) % 3, EstimatorSettings(4, 0, estimator))
+        assert (estimates.trace, estimates.frobenius_sq, estimates.centred_frobenius_sq) == (0.0, 0.0, 0.0)
+
+
+@pytest.mark.parametrize(("space", "variant", "bn_mode"), [("nb201", "study", "train"), ("nb101", "study", "eval")])
+def test_linearized_pushforward_equals_jvp(space, variant, bn_mode, monkeypatch):
+    """On a CPU the JVPs run through one linearized trace; a network that cannot be traced uses jvp."""
+    import ntknas.kernel.matrix_free as matrix_free
+
+    inputs = _inputs()
+    tangents = torch.randn(3, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    with network_operator(_network(space, variant), inputs, bn_mode=bn_mode, batched=False) as operator:
+        linearized = operator.pushforward(operator.pullback(tangents))
+        assert operator._linear is not None
+    def untraceable(*args, **kwargs):
+        raise RuntimeError("cannot trace this network")
+
+    monkeypatch.setattr(matrix_free, "linearize", untraceable)
+    with network_operator(_network(space, variant), inputs, bn_mode=bn_mode, batched=False) as operator:
+        plain = operator.pushforward(operator.pullback(tangents))
+        assert operator._linear is None and not operator._linearizable
+    assert float((linearized - plain).norm() / plain.norm()) < 1e-5
 
 
 def test_sketch_is_unbiased_on_average():
@@ -211,6 +270,8 @@ def test_spectrum_metrics_are_refused_under_matrix_free():
 def test_bad_probes_are_one_line_errors():
     with pytest.raises(NtknasError, match="--probes"):
         EstimatorSettings(probes=1)
+    with pytest.raises(NtknasError, match="xnys, hutch"):
+        EstimatorSettings(estimator="hutchinson")
 
 
 def test_cli_score_matrix_free_end_to_end(capsys):
@@ -221,7 +282,10 @@ def test_cli_score_matrix_free_end_to_end(capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["kernel_strategy"] == "matrix-free"
     assert set(shown["metrics"]) == {"knas", "fnorm", "trace", "lga"}
-    assert shown["kernel"] == {"kind": "matrix-free", "probes": 4, "seed": 0, "estimator": "hutch++"}
+    assert shown["kernel"] == {"kind": "matrix-free", "probes": 4, "seed": 0, "estimator": "xnys"}
+    assert main(["score", "--arch", arch, "--batch-size", "8", "--kernel", "matrix-free", "--probes", "4",
+                 "--estimator", "hutch++", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["kernel"]["estimator"] == "hutch++"
     assert set(shown["stderr"]) == {"trace", "fnorm", "lga"}
     assert main(["score", "--arch", arch, "--batch-size", "8", "--kernel", "matrix-free", "--metrics", "tenas"]) == 2
     error = capsys.readouterr().err
@@ -235,13 +299,15 @@ def test_estimator_settings_are_part_of_the_run_identity():
     small = CorrelateConfig(metrics=("knas",), kernel="matrix-free", probes=8)
     large = CorrelateConfig(metrics=("knas",), kernel="matrix-free", probes=16)
     reseeded = CorrelateConfig(metrics=("knas",), kernel="matrix-free", probes=8, estimator_seed=1)
-    settings = [c.store_settings() for c in (exact, small, large, reseeded)]
-    tags = [c.protocol_tag for c in (exact, small, large, reseeded)]
-    assert len({json.dumps(s, sort_keys=True) for s in settings}) == 4
-    assert len(set(tags)) == 4
+    hutch = CorrelateConfig(metrics=("knas",), kernel="matrix-free", probes=8, estimator="hutch++")
+    configs = (exact, small, large, reseeded, hutch)
+    settings = [c.store_settings() for c in configs]
+    tags = [c.protocol_tag for c in configs]
+    assert len({json.dumps(s, sort_keys=True) for s in settings}) == 5
+    assert len(set(tags)) == 5
     # The exact kernel's identity is what it was before --kernel existed.
     assert "kernel" not in settings[0]
-    assert settings[2]["kernel"] == {"kind": "matrix-free", "estimator": "hutch++", "probes": 16, "seed": 0}
+    assert settings[2]["kernel"] == {"kind": "matrix-free", "estimator": "xnys", "probes": 16, "seed": 0}
 
 
 def test_matrix_free_correlate_never_resumes_an_exact_run(tmp_path):

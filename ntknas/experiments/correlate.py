@@ -28,7 +28,7 @@ from ntknas.experiments.runtime import device_name, environment, resolve_device
 from ntknas.experiments.score import MetricValue, evaluate_metrics
 from ntknas.experiments.validation import check_batch_fits, check_settings
 from ntknas.kernel import BN_MODES
-from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
 from ntknas.spaces import get_space
@@ -98,8 +98,9 @@ class CorrelateConfig:
     kernel: str = "exact"
     """``exact`` or ``matrix-free`` (knas, trace, fnorm, lga without the B×B kernel)."""
     probes: int = DEFAULT_PROBES
-    """Matrix-free estimator size (products per estimate); ignored by the exact kernel."""
+    """Matrix-free estimator size (random probes per estimate); ignored by the exact kernel."""
     estimator_seed: int = 0
+    estimator: str = DEFAULT_ESTIMATOR
 
     @property
     def kernel_identity(self) -> dict[str, Any] | None:
@@ -111,7 +112,7 @@ class CorrelateConfig:
 
     @property
     def estimator_settings(self) -> EstimatorSettings:
-        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed)
+        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed, estimator=self.estimator)
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""

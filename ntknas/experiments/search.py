@@ -60,7 +60,7 @@ from ntknas.experiments.strategies import (
 from ntknas.experiments.validation import check_settings
 from ntknas.groundtruth import Benchmark, load_benchmark
 from ntknas.kernel import BN_MODES
-from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import check_kernel_choice, get_metric
 from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
 from ntknas.spaces import SearchSpace, get_space
@@ -118,6 +118,11 @@ class SearchConfig:
     kernel: str = "exact"
     probes: int = DEFAULT_PROBES
     estimator_seed: int = 0
+    estimator: str = DEFAULT_ESTIMATOR
+
+    @property
+    def estimator_settings(self) -> EstimatorSettings:
+        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed, estimator=self.estimator)
 
     def checked(self) -> SearchConfig:
         """The config with names normalized and every value checked (no file is read)."""
@@ -148,7 +153,7 @@ class SearchConfig:
         if "two-stage" in strategies and not self.second_proxy.startswith(TABLE_PREFIX):
             metric_proxies.append(self.second_proxy.strip())
         check_kernel_choice(self.kernel, metric_proxies)
-        EstimatorSettings(probes=self.probes, seed=self.estimator_seed)  # refuses a bad --probes
+        self.estimator_settings  # noqa: B018 -- refuses a bad --probes or --estimator
         if self.candidates is None and self.time_budget is None:
             raise NtknasError("no budget: give --candidates N and/or --time-budget SECONDS")
         if self.candidates is not None and (isinstance(self.candidates, bool) or self.candidates < 1):
@@ -171,7 +176,7 @@ class SearchConfig:
             batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
         if self.kernel != "exact":  # absent for the exact kernel: older run folders keep their identity
-            settings["kernel"] = {"kind": self.kernel, **EstimatorSettings(self.probes, self.estimator_seed).identity()}
+            settings["kernel"] = {"kind": self.kernel, **self.estimator_settings.identity()}
         return settings
 
 
@@ -532,6 +537,7 @@ def measurement_config(config: SearchConfig, metric: str, epochs: int, info: Dat
         protocol=config.protocol, seed=config.model_seed, variant=config.variant, params=config.params,
         network_options=dict(config.network_options), train_batch_size=config.train_batch_size,
         workers=config.workers, kernel=config.kernel, probes=config.probes, estimator_seed=config.estimator_seed,
+        estimator=config.estimator,
     ).resolved(info)
 
 

@@ -18,7 +18,7 @@ from ntknas.experiments.runtime import device_name, resolve_device
 from ntknas.experiments.score import MetricValue, run_metrics
 from ntknas.experiments.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.experiments.validation import seed as check_seed
-from ntknas.kernel.matrix_free import DEFAULT_PROBES, EstimatorSettings
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.spaces import build_network, get_space
 from ntknas.spaces.init import INIT_SPACES, initialize
@@ -158,6 +158,7 @@ def score_architecture(
     kernel: str = "exact",
     probes: int = DEFAULT_PROBES,
     estimator_seed: int = 0,
+    estimator: str = DEFAULT_ESTIMATOR,
 ) -> ScoreOutcome:
     flagged("--seed", check_seed, seed)
     optional("--batch-size", positive_int, batch_size)
@@ -167,7 +168,7 @@ def score_architecture(
     optional("--dataset", nonempty_text, dataset)
     if batch_file and not dataset:
         load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
-    estimator = EstimatorSettings(probes=probes, seed=estimator_seed)
+    settings = EstimatorSettings(probes=probes, seed=estimator_seed, estimator=estimator)
     check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
@@ -206,11 +207,11 @@ def score_architecture(
     started = time.perf_counter()
     run = run_metrics(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
-        kernel=kernel, estimator=estimator,
+        kernel=kernel, estimator=settings,
     )
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
         device_name(target_device), seconds, run.values,
-        None if kernel == "exact" else {"kind": kernel, **estimator.identity()},
+        None if kernel == "exact" else {"kind": kernel, **settings.identity()},
     )

@@ -188,7 +188,7 @@ def _ntk_rank(context: MetricContext) -> float:
 
 @register_metric(
     "fnorm", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
-    formula="‖K‖_F (matrix-free: Hutch++ estimate of ‖K‖²_F, square-rooted)",
+    formula="‖K‖_F (matrix-free: randomized estimate of ‖K‖²_F, square-rooted)",
 )
 def _fnorm(context: MetricContext) -> float:
     if context.matrix_free:
@@ -203,7 +203,7 @@ def _fnorm(context: MetricContext) -> float:
 
 @register_metric(
     "trace", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
-    formula="tr(K) (NASI-style; matrix-free: Hutch++ estimate)",
+    formula="tr(K) (NASI-style; matrix-free: randomized estimate)",
 )
 def _trace(context: MetricContext) -> float:
     if context.matrix_free:
@@ -222,7 +222,7 @@ def _trace(context: MetricContext) -> float:
     needs_labels=True,
     matrix_free=True,
     formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label "
-    "(matrix-free: numerator exact from class sums, ‖K − k̄‖_F by Hutch++)",
+    "(matrix-free: numerator exact from class sums, ‖K − k̄‖_F estimated)",
 )
 def _lga(context: MetricContext) -> float:
     if context.matrix_free:
