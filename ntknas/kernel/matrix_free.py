@@ -37,7 +37,7 @@ from torch.func import functional_call, jvp, linearize, vmap
 
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.kernel.modes import kernel_mode
-from ntknas.kernel.ntk import gram_float64, prepare_kernel_inputs, summed_logits
+from ntknas.kernel.ntk import DEFAULT_BATCHED_CHUNK, gram_float64, prepare_kernel_inputs, summed_logits
 from ntknas.kernel.precision import ieee_float32
 
 logger = logging.getLogger(__name__)
@@ -165,11 +165,13 @@ class NetworkOperator:
         }
         if self.batched and rows > 1:
             try:
-                gradients = torch.autograd.grad(
-                    self._outputs, self._tensors, grad_outputs=cotangents,
-                    retain_graph=True, allow_unused=True, is_grads_batched=True,
-                )
-                self._store(block, gradients, slice(0, rows))
+                for start in range(0, rows, DEFAULT_BATCHED_CHUNK):  # bounded memory, as the exact kernel
+                    chunk = slice(start, min(start + DEFAULT_BATCHED_CHUNK, rows))
+                    gradients = torch.autograd.grad(
+                        self._outputs, self._tensors, grad_outputs=cotangents[chunk],
+                        retain_graph=True, allow_unused=True, is_grads_batched=True,
+                    )
+                    self._store(block, gradients, chunk)
                 return block
             except RuntimeError:  # a module without a batching rule: one product at a time
                 self.batched = False
@@ -196,7 +198,10 @@ class NetworkOperator:
         with torch.no_grad(), _statistics_untouched(self.net):
             if self.batched and count > 1:
                 try:
-                    return vmap(lambda rows: jvp(self._outputs_of, (self._primals(),), (shaped(rows),))[1])(tangents)
+                    return vmap(
+                        lambda rows: jvp(self._outputs_of, (self._primals(),), (shaped(rows),))[1],
+                        chunk_size=DEFAULT_BATCHED_CHUNK,
+                    )(tangents)
                 except RuntimeError:  # e.g. an in-place running-statistics update vmap refuses
                     self.batched = False
             rows = [{name: block[j] for name, block in tangents.items()} for j in range(count)]
@@ -445,7 +450,11 @@ def _exchangeable_nystrom(
     generator = torch.Generator().manual_seed(settings.seed)
     probes = torch.randn(count, size, generator=generator, dtype=torch.float64)
     probes -= probes.mean(dim=1, keepdim=True)  # P g
-    fixed, fixed_gradient = _class_directions(known, size)
+    fixed = _class_directions(known, size, known.rows, torch.ones(1, size, dtype=torch.float64))
+    ones_gradient = known.ones_gradient()
+    fixed_gradient = {
+        name: _class_directions(known, size, block, ones_gradient[name]) for name, block in known.gradients.items()
+    }
     probe_gradient = operator.pullback(probes)
     sketch = torch.cat([fixed, probes])
     sketch_gradient = {name: torch.cat([fixed_gradient[name], probe_gradient[name]]) for name in probe_gradient}
@@ -455,7 +464,7 @@ def _exchangeable_nystrom(
     ).to(torch.float64)
     known_products, probe_products = products[: known.rows.shape[0]], products[known.rows.shape[0]:]
     ones_product = known_products.sum(dim=0)  # K1
-    fixed_products = _class_direction_products(known, known_products, ones_product, size)
+    fixed_products = _class_directions(known, size, known_products, ones_product[None])
     images = _centre_rows(torch.cat([fixed_products, probe_products]))  # rows (A ω_j)ᵀ
     inner = block_gram(sketch_gradient)  # ΩᵀAΩ (Jᵀ of a centred row is Jᵀ P of it)
     mean_term = total_sum / size
@@ -466,33 +475,19 @@ def _exchangeable_nystrom(
     return trace, trace_se, centred_sq + mean_term**2, centred_se, centred_sq, centred_se
 
 
-def _class_directions(known: _KnownPullbacks, size: int) -> tuple[torch.Tensor, ParamBlock]:
-    """P1_c for all classes but the last (the full set sums to zero), scaled to norm about √B, and
-    their pullbacks, combined from the class sums' (no new backward pass)."""
-    count = known.rows.shape[0] - 1
-    if count < 1:
-        return torch.zeros(0, size, dtype=torch.float64), {n: b[:0] for n, b in known.gradients.items()}
-    members = known.rows[:count].sum(dim=1)
-    scale = torch.sqrt(size / members)
-    rows = (known.rows[:count] - (members / size)[:, None]) * scale[:, None]
-    ones = known.ones_gradient()
-    gradients = {
-        name: (block[:count] - (members / size).to(block.dtype)[:, None] * ones[name]) * scale.to(block.dtype)[:, None]
-        for name, block in known.gradients.items()
-    }
-    return rows, gradients
+def _class_directions(known: _KnownPullbacks, size: int, per_class: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
+    """x_c − (n_c/B)·x_total, scaled by √(B/n_c), for every class but the last.
 
-
-def _class_direction_products(
-    known: _KnownPullbacks, known_products: torch.Tensor, ones_product: torch.Tensor, size: int
-) -> torch.Tensor:
-    """K P1_c (scaled as :func:`_class_directions`) from the products K1_c."""
+    x is any linear image of the class indicators: the rows themselves (x_total the all-ones row),
+    their pullbacks or their products with K. The result is the same image of the directions
+    P1_c off the mean, scaled to norm about √B, so no new pass is needed. The last class is left
+    out because the full set sums to zero.
+    """
     count = known.rows.shape[0] - 1
-    if count < 1:
-        return known_products[:0]
     members = known.rows[:count].sum(dim=1)
-    scale = torch.sqrt(size / members)
-    return (known_products[:count] - (members / size)[:, None] * ones_product[None]) * scale[:, None]
+    share = (members / size).to(per_class.dtype)[:, None]
+    scale = torch.sqrt(size / members).to(per_class.dtype)[:, None]
+    return (per_class[:count] - share * total) * scale
 
 
 def _centre_rows(rows: torch.Tensor) -> torch.Tensor:
