@@ -51,7 +51,8 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", type=T.text, help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     parser.add_argument("--data-dir", type=T.text, help="folder holding the dataset in its official format")
     parser.add_argument("--batch-file", type=T.text, help=".npz with uint8 'images' (N,H,W,3) and int 'labels'; needs --dataset (the class count and normalization)")
-    parser.add_argument("--batch-size", type=T.positive_int, help="images in the batch (default: the study's, 256; 512 for ImageNet16-120; 64 for the built-in digits)")
+    parser.add_argument("--batch-size", type=T.positive_int, help="images in the batch (default: the study's, 256, also for --dataset digits; 512 for ImageNet16-120; "
+                                                                     "64 for the built-in digits when no --dataset is given)")
     parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode (default train)")
     parser.add_argument("--metrics", type=T.text, help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga)")
     parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters (default: weights without the classifier)")
