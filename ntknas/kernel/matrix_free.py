@@ -341,12 +341,17 @@ def summed_gradient(operator: JacobianOperator) -> ParamBlock:
 
 def class_sum_gradients(operator: JacobianOperator, labels: torch.Tensor) -> tuple[tuple[int, ...], ParamBlock]:
     """The classes present and Jᵀ1_c for each (one backward pass per class)."""
+    classes, indicators = _class_indicators(operator, labels)
+    return classes, operator.pullback(indicators)
+
+
+def _class_indicators(operator: JacobianOperator, labels: torch.Tensor) -> tuple[tuple[int, ...], torch.Tensor]:
+    """The classes present and their indicator rows 1_c, [C, B] float64."""
     labels = labels.reshape(-1).cpu()
     if labels.shape[0] != operator.batch_size:
         raise NtknasError(f"{labels.shape[0]} labels for a batch of {operator.batch_size}")
     classes = tuple(int(c) for c in torch.unique(labels))
-    indicators = torch.stack([(labels == c).to(torch.float64) for c in classes])
-    return classes, operator.pullback(indicators)
+    return classes, torch.stack([(labels == c).to(torch.float64) for c in classes])
 
 
 def kernel_products(operator: JacobianOperator, vectors: torch.Tensor) -> torch.Tensor:
@@ -387,16 +392,18 @@ def estimate_kernel(
     """
     size = operator.batch_size
     if labels is not None:
-        classes, class_gradients = class_sum_gradients(operator, labels)
+        classes, indicators = _class_indicators(operator, labels)
+        class_gradients = operator.pullback(indicators)
         class_gram = block_gram(class_gradients)
         class_sums = tuple(float(v) for v in torch.diagonal(class_gram))
         total_sum = float(class_gram.sum())  # ‖Σ_c Jᵀ1_c‖²: 1 = Σ_c 1_c
     else:
-        classes, class_sums, class_gradients = (), (), summed_gradient(operator)
+        classes, class_sums, indicators = (), (), torch.ones(1, size, dtype=torch.float64)
+        class_gradients = summed_gradient(operator)
         total_sum = float(block_gram(class_gradients)[0, 0])
     if not norms:
         return KernelEstimates(size, total_sum, classes, class_sums)
-    known = _KnownPullbacks(_indicator_rows(labels, classes, size), class_gradients)
+    known = _KnownPullbacks(indicators, class_gradients)
     if settings.estimator == "hutch++":
         norm_estimates = _hutch_plus_plus(operator, known, total_sum, settings, frobenius)
     else:
@@ -414,13 +421,6 @@ class _KnownPullbacks:
 
     def ones_gradient(self) -> ParamBlock:
         return {name: block.sum(dim=0, keepdim=True) for name, block in self.gradients.items()}
-
-
-def _indicator_rows(labels: torch.Tensor | None, classes: tuple[int, ...], size: int) -> torch.Tensor:
-    if labels is None:
-        return torch.ones(1, size, dtype=torch.float64)
-    labels = labels.reshape(-1).cpu()
-    return torch.stack([(labels == c).to(torch.float64) for c in classes])
 
 
 _NormEstimates = tuple[float, float, float | None, float | None, float | None, float | None]
@@ -524,7 +524,7 @@ def _leave_one_out_terms(
 
 def _symmetric_pseudo_inverse(matrix: torch.Tensor, cutoff: float) -> torch.Tensor:
     values, vectors = torch.linalg.eigh(matrix)
-    largest = float(values.max()) if values.numel() else 0.0
+    largest = float(values.max())  # never empty: at least one other column is kept
     if largest <= 0:
         return torch.zeros_like(matrix)
     keep = values > cutoff * largest
