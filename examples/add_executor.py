@@ -6,7 +6,7 @@ torch's process-wide random generator, so concurrent builds would interleave its
 
 import time
 
-from ntknas.experiments.executors import Executor
+from ntknas.execution.executors import Executor
 
 
 class TimedExecutor(Executor):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from ntknas.version import __version__
 
 _PUBLIC = {
     # spaces
@@ -27,7 +27,7 @@ _PUBLIC = {
     "draw_batch": "ntknas.data",
     "load_dataset": "ntknas.data",
     "register_dataset": "ntknas.data",
-    "study_batch": "ntknas.experiments.score",
+    "study_batch": "ntknas.scoring",
     # ground truth
     "Benchmark": "ntknas.groundtruth",
     "load_benchmark": "ntknas.groundtruth",
@@ -44,30 +44,30 @@ _PUBLIC = {
     "available_metrics": "ntknas.metrics",
     "get_metric": "ntknas.metrics",
     "register_metric": "ntknas.metrics",
-    "MetricValue": "ntknas.experiments.score",
-    "evaluate": "ntknas.experiments.score",
-    "evaluate_metrics": "ntknas.experiments.score",
-    "score": "ntknas.experiments.score",
+    "MetricValue": "ntknas.scoring",
+    "evaluate": "ntknas.scoring",
+    "evaluate_metrics": "ntknas.scoring",
+    "score": "ntknas.scoring",
     # analysis
     "rank_correlation": "ntknas.analysis",
     # experiments
-    "ArchEntry": "ntknas.experiments.correlate",
-    "CorrelateConfig": "ntknas.experiments.correlate",
-    "CorrelateOutcome": "ntknas.experiments.correlate",
-    "run_correlate": "ntknas.experiments.correlate",
-    "TrackConfig": "ntknas.experiments.track",
-    "TrackOutcome": "ntknas.experiments.track",
-    "run_track": "ntknas.experiments.track",
-    "SearchConfig": "ntknas.experiments.search",
-    "SearchOutcome": "ntknas.experiments.search",
-    "run_search": "ntknas.experiments.search",
-    "Executor": "ntknas.experiments.executors",
-    "SerialExecutor": "ntknas.experiments.executors",
-    "ProcessPoolExecutor": "ntknas.experiments.executors",
-    "Task": "ntknas.experiments.executors",
-    "make_executor": "ntknas.experiments.executors",
-    "RayExecutor": "ntknas.experiments.ray_executor",
-    "RayOptions": "ntknas.experiments.ray_executor",
+    "ArchEntry": "ntknas.runs.correlate",
+    "CorrelateConfig": "ntknas.runs.correlate",
+    "CorrelateOutcome": "ntknas.runs.correlate",
+    "run_correlate": "ntknas.runs.correlate",
+    "TrackConfig": "ntknas.runs.track",
+    "TrackOutcome": "ntknas.runs.track",
+    "run_track": "ntknas.runs.track",
+    "SearchConfig": "ntknas.search.driver",
+    "SearchOutcome": "ntknas.search.driver",
+    "run_search": "ntknas.search.driver",
+    "Executor": "ntknas.execution.executors",
+    "SerialExecutor": "ntknas.execution.executors",
+    "ProcessPoolExecutor": "ntknas.execution.executors",
+    "Task": "ntknas.execution.executors",
+    "make_executor": "ntknas.execution.executors",
+    "RayExecutor": "ntknas.execution.ray_executor",
+    "RayOptions": "ntknas.execution.ray_executor",
     # errors
     "NtknasError": "ntknas.errors",
 }
@@ -83,28 +83,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.data import load_dataset as load_dataset
     from ntknas.data import register_dataset as register_dataset
     from ntknas.errors import NtknasError as NtknasError
-    from ntknas.experiments.correlate import ArchEntry as ArchEntry
-    from ntknas.experiments.correlate import CorrelateConfig as CorrelateConfig
-    from ntknas.experiments.correlate import CorrelateOutcome as CorrelateOutcome
-    from ntknas.experiments.correlate import run_correlate as run_correlate
-    from ntknas.experiments.executors import Executor as Executor
-    from ntknas.experiments.executors import ProcessPoolExecutor as ProcessPoolExecutor
-    from ntknas.experiments.executors import SerialExecutor as SerialExecutor
-    from ntknas.experiments.executors import Task as Task
-    from ntknas.experiments.executors import make_executor as make_executor
-    from ntknas.experiments.ray_executor import RayExecutor as RayExecutor
-    from ntknas.experiments.ray_executor import RayOptions as RayOptions
-    from ntknas.experiments.score import MetricValue as MetricValue
-    from ntknas.experiments.score import evaluate as evaluate
-    from ntknas.experiments.score import evaluate_metrics as evaluate_metrics
-    from ntknas.experiments.score import score as score
-    from ntknas.experiments.score import study_batch as study_batch
-    from ntknas.experiments.search import SearchConfig as SearchConfig
-    from ntknas.experiments.search import SearchOutcome as SearchOutcome
-    from ntknas.experiments.search import run_search as run_search
-    from ntknas.experiments.track import TrackConfig as TrackConfig
-    from ntknas.experiments.track import TrackOutcome as TrackOutcome
-    from ntknas.experiments.track import run_track as run_track
+    from ntknas.execution.executors import Executor as Executor
+    from ntknas.execution.executors import ProcessPoolExecutor as ProcessPoolExecutor
+    from ntknas.execution.executors import SerialExecutor as SerialExecutor
+    from ntknas.execution.executors import Task as Task
+    from ntknas.execution.executors import make_executor as make_executor
+    from ntknas.execution.ray_executor import RayExecutor as RayExecutor
+    from ntknas.execution.ray_executor import RayOptions as RayOptions
     from ntknas.groundtruth import Benchmark as Benchmark
     from ntknas.groundtruth import load_benchmark as load_benchmark
     from ntknas.kernel import NTKResult as NTKResult
@@ -118,6 +103,21 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.metrics import available_metrics as available_metrics
     from ntknas.metrics import get_metric as get_metric
     from ntknas.metrics import register_metric as register_metric
+    from ntknas.runs.correlate import ArchEntry as ArchEntry
+    from ntknas.runs.correlate import CorrelateConfig as CorrelateConfig
+    from ntknas.runs.correlate import CorrelateOutcome as CorrelateOutcome
+    from ntknas.runs.correlate import run_correlate as run_correlate
+    from ntknas.runs.track import TrackConfig as TrackConfig
+    from ntknas.runs.track import TrackOutcome as TrackOutcome
+    from ntknas.runs.track import run_track as run_track
+    from ntknas.scoring import MetricValue as MetricValue
+    from ntknas.scoring import evaluate as evaluate
+    from ntknas.scoring import evaluate_metrics as evaluate_metrics
+    from ntknas.scoring import score as score
+    from ntknas.scoring import study_batch as study_batch
+    from ntknas.search.driver import SearchConfig as SearchConfig
+    from ntknas.search.driver import SearchOutcome as SearchOutcome
+    from ntknas.search.driver import run_search as run_search
     from ntknas.spaces import SearchSpace as SearchSpace
     from ntknas.spaces import SpaceProtocol as SpaceProtocol
     from ntknas.spaces import available_spaces as available_spaces

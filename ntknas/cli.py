@@ -21,7 +21,7 @@ from ntknas.console import Progress
 from ntknas.errors import NtknasError
 
 if TYPE_CHECKING:
-    from ntknas.experiments.executors import Executor
+    from ntknas.execution.executors import Executor
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -68,7 +68,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_score(args: argparse.Namespace) -> int:
-    from ntknas.experiments.single import score_architecture
+    from ntknas.runs.score_command import score_architecture
 
     outcome = score_architecture(
         space=args.space,
@@ -155,14 +155,14 @@ def _add_executor_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _executor(args: argparse.Namespace) -> Executor:
-    from ntknas.experiments.executors import make_executor
+    from ntknas.execution.executors import make_executor
 
     ray_flags = {"address": args.ray_address, "cpus_per_item": args.cpus_per_item,
                  "gpus_per_item": args.gpus_per_item, "max_retries": args.max_retries}
     given = {name: value for name, value in ray_flags.items() if value is not None}
     options = None
     if given or args.executor == "ray":
-        from ntknas.experiments.ray_executor import RayOptions
+        from ntknas.execution.ray_executor import RayOptions
 
         options = RayOptions(**given)
     return make_executor(args.workers, args.device, kind=args.executor, ray=options)
@@ -214,7 +214,7 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_correlate(args: argparse.Namespace) -> int:
-    from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+    from ntknas.runs.correlate import CorrelateConfig, run_correlate
 
     archs = args.archs
     if archs is None and args.sample is None and args.archs_file is None:
@@ -256,7 +256,7 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ntknas.experiments.demo import DemoConfig, demo_preamble, demo_search_text, run_demo, run_demo_search
+    from ntknas.runs.demo import DemoConfig, demo_preamble, demo_search_text, run_demo, run_demo_search
 
     config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
     print(demo_preamble(config))
@@ -353,8 +353,8 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_track(args: argparse.Namespace) -> int:
-    from ntknas.experiments.track import TrackConfig, run_track
     from ntknas.report.tracking import TRACK_CSV
+    from ntknas.runs.track import TrackConfig, run_track
 
     options = {}
     if args.channels is not None:
@@ -432,7 +432,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
-    from ntknas.experiments.search import SearchConfig, run_search
+    from ntknas.search.driver import SearchConfig, run_search
 
     candidates = args.candidates
     if candidates is None and args.time_budget is None:
@@ -488,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ntknas",
         description="Neural Tangent Kernel metrics for neural architecture search.",
     )
-    from ntknas import __version__
+    from ntknas.version import __version__
 
     parser.add_argument("--version", action="version", version=f"ntknas {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
@@ -534,7 +534,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = "ntknas " + " ".join(shlex.quote(a) for a in arguments)
     _show_library_logs()
     handler: Handler = args.handler
-    from ntknas.experiments.signals import Terminated, stop_on_signals
+    from ntknas.execution.signals import Terminated, stop_on_signals
     from ntknas.store.faults import os_fault, sqlite_fault
 
     try:

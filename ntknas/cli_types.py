@@ -2,7 +2,7 @@
 
 A refusal becomes argparse's one-line usage error, ``ntknas CMD: error: argument --flag: must
 be …, got '…'``, exit status 2. The checks themselves live in
-:mod:`ntknas.experiments.validation`, where the library uses them too.
+:mod:`ntknas.inputs.validation`, where the library uses them too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ntknas.experiments import validation
+from ntknas.inputs import validation
 
 T = TypeVar("T")
 
@@ -40,5 +40,5 @@ epochs = _argparse_type(validation.epoch_list, "epoch counts")
 
 
 def value_type(check: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Any :mod:`~ntknas.experiments.validation` check as an argparse type."""
+    """Any :mod:`~ntknas.inputs.validation` check as an argparse type."""
     return _argparse_type(check, getattr(check, "__name__", "value"))

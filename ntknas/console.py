@@ -9,7 +9,7 @@ from typing import Any
 
 
 class Progress:
-    """Renders a :data:`~ntknas.experiments.progress.ProgressHook`; ``enabled=None`` shows a bar
+    """Renders a :data:`~ntknas.execution.progress.ProgressHook`; ``enabled=None`` shows a bar
     only when stderr is a terminal (plain lines every 30 s otherwise), ``False`` shows nothing."""
 
     LOG_EVERY_SECONDS = 30.0

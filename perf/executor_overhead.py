@@ -34,8 +34,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
-from ntknas.experiments.correlate import ArchEntry, CorrelateConfig, run_correlate  # noqa: E402
-from ntknas.experiments.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task  # noqa: E402
+from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task  # noqa: E402
+from ntknas.runs.correlate import ArchEntry, CorrelateConfig, run_correlate  # noqa: E402
 from ntknas.spaces import get_space  # noqa: E402
 
 
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import ray
 
-    from ntknas.experiments.ray_executor import RayExecutor, RayOptions
+    from ntknas.execution.ray_executor import RayExecutor, RayOptions
 
     space = get_space("nb201")
     step = space.size() // args.items

@@ -18,11 +18,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ntknas.experiments.runtime import device_name  # noqa: E402
-from ntknas.experiments.score import run_metrics  # noqa: E402
+from ntknas.execution.runtime import device_name  # noqa: E402
 from ntknas.kernel import compute_ntk  # noqa: E402
 from ntknas.kernel.matrix_free import EstimatorSettings  # noqa: E402
 from ntknas.metrics import DEFAULT_METRICS  # noqa: E402
+from ntknas.scoring import run_metrics  # noqa: E402
 from ntknas.spaces.nb201 import arch_from_index, build_nb201  # noqa: E402
 
 LARGEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

@@ -47,7 +47,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ntknas.analysis.statistics import rank_correlation  # noqa: E402
-from ntknas.experiments.score import study_batch  # noqa: E402
 from ntknas.groundtruth import load_benchmark  # noqa: E402
 from ntknas.kernel import compute_ntk  # noqa: E402
 from ntknas.metrics.ntk_metrics import (  # noqa: E402
@@ -57,6 +56,7 @@ from ntknas.metrics.ntk_metrics import (  # noqa: E402
     label_gradient_alignment,
 )
 from ntknas.metrics.registry import MetricUnavailable  # noqa: E402
+from ntknas.scoring import study_batch  # noqa: E402
 from ntknas.spaces import build_network  # noqa: E402
 from ntknas.spaces.nb201 import arch_from_index  # noqa: E402
 
@@ -150,9 +150,9 @@ def estimate_phase(
     labels: np.ndarray,
     cache: Path,
 ) -> None:
-    from ntknas.experiments.score import run_metrics
     from ntknas.kernel.matrix_free import EstimatorSettings, FactorOperator, estimate_kernel
     from ntknas.metrics.ntk_metrics import metrics_from_estimates
+    from ntknas.scoring import run_metrics
 
     def via_kernel(kernel: np.ndarray, settings: EstimatorSettings) -> dict[str, float]:
         estimates = estimate_kernel(FactorOperator.from_kernel(torch.from_numpy(kernel)), targets, settings)

@@ -32,13 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from ntknas.experiments.runtime import device_name  # noqa: E402
-from ntknas.experiments.score import run_metrics  # noqa: E402
+from reference_ntk import reference_ntk, relative_error  # noqa: E402
+
+from ntknas.execution.runtime import device_name  # noqa: E402
 from ntknas.kernel import compute_ntk  # noqa: E402
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings  # noqa: E402
 from ntknas.kernel.precision import ieee_float32  # noqa: E402
+from ntknas.scoring import run_metrics  # noqa: E402
 from ntknas.spaces.nb201 import build_nb201  # noqa: E402
-from reference_ntk import reference_ntk, relative_error  # noqa: E402
 
 LARGEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 SMALL = "|nor_conv_1x1~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|"

@@ -5,17 +5,15 @@ import json
 from pathlib import Path
 
 import pytest
-
-from ntknas.spaces.nb101 import NB101Spec
-
 from fixtures_data import write_cifar10
 from fixtures_nb101 import CELLS, GRAPH_LABELS, write_all_graphs_json, write_official_tfrecord
+
 from ntknas.cli import main
 from ntknas.errors import DataError, InvalidArchError, UnknownNameError
-from ntknas.experiments.archs_file import read_archs_file
-from ntknas.experiments.correlate import CorrelateConfig, entries_from_benchmark, run_correlate
-from ntknas.experiments.track import TrackConfig, select_track_archs
-from ntknas.spaces.nb101 import nb101_hash
+from ntknas.inputs.archs_file import read_archs_file
+from ntknas.runs.correlate import CorrelateConfig, entries_from_benchmark, run_correlate
+from ntknas.runs.track import TrackConfig, select_track_archs
+from ntknas.spaces.nb101 import NB101Spec, nb101_hash
 from ntknas.spaces.nb201 import arch_from_index
 
 pytestmark = pytest.mark.usefixtures("one_thread")

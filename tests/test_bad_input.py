@@ -156,7 +156,7 @@ def build_fixtures(folder: Path) -> dict[str, str]:
 
 def make_run(files: dict[str, str]) -> None:
     """A small correlate run in ``files['run']`` (tiny cells, 8 digits), as the CLI would leave it."""
-    from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+    from ntknas.runs.correlate import CorrelateConfig, run_correlate
 
     run_correlate(CorrelateConfig(
         dataset="digits", benchmark=files["bench"], archs="0:3", batch_size=8, bn_modes=("train",),
@@ -255,8 +255,8 @@ def test_the_target_column_is_named_in_every_summary(files):
 
 def test_library_callers_get_the_flag_names_too(files):
     from ntknas.errors import NtknasError
-    from ntknas.experiments.correlate import CorrelateConfig, run_correlate
-    from ntknas.experiments.single import score_architecture
+    from ntknas.runs.correlate import CorrelateConfig, run_correlate
+    from ntknas.runs.score_command import score_architecture
 
     out = str(Path(files["fresh"]) / "api")
     for overrides, message in (

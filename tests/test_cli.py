@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from ntknas.cli import main
-from ntknas.experiments.demo import DemoConfig, run_demo
+from ntknas.runs.demo import DemoConfig, run_demo
 
 
 def _exit_status(args):

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from fixtures_data import TINY_NB201 as TINY
+from fixtures_data import write_cifar10
 
-from fixtures_data import TINY_NB201 as TINY, write_cifar10
 from ntknas.cli import main
 from ntknas.errors import DataError, NtknasError
-from ntknas.experiments import correlate as correlate_module
-from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+from ntknas.runs import correlate as correlate_module
+from ntknas.runs.correlate import CorrelateConfig, run_correlate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,7 +98,7 @@ def test_kill_9_then_resume(cifar_dir, nb201_csv, tmp_path):
     out = tmp_path / "run"
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO / 'tests')!r})
-        from ntknas.experiments.correlate import CorrelateConfig, run_correlate
+        from ntknas.runs.correlate import CorrelateConfig, run_correlate
         config = CorrelateConfig(dataset="cifar10", data_dir={str(cifar_dir)!r}, benchmark={str(nb201_csv)!r},
             archs="0:40", batch_size=6, out={str(out)!r}, network_options={TINY!r}, metrics=("knas", "lga"))
         run_correlate(config)
@@ -276,7 +277,7 @@ def _stored_values(out: Path) -> dict[tuple, float | None]:
 
 
 def test_worker_processes_store_what_one_process_stores(cifar_dir, nb201_csv, tmp_path):
-    from ntknas.experiments.executors import threads_per_worker
+    from ntknas.execution.executors import threads_per_worker
 
     serial = tmp_path / "serial"
     threads = torch.get_num_threads()
@@ -330,7 +331,7 @@ def test_summary_names_every_device_of_a_resumed_run(cifar_dir, nb201_csv, tmp_p
 
 
 def test_workers_refuse_an_unpicklable_custom_factory_in_one_line(cifar_dir, tmp_path):
-    from ntknas.experiments.correlate import ArchEntry
+    from ntknas.runs.correlate import ArchEntry
 
     factory = lambda num_classes: torch.nn.Sequential(  # noqa: E731 - the point of the test
         torch.nn.Conv2d(3, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(2 * 30 * 30, num_classes)

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from fixtures_data import (
     read_raw_pickle,
     write_cifar10,
@@ -24,6 +23,7 @@ from fixtures_data import (
     write_imagenet16_batch,
     write_py2_pickle,
 )
+
 from ntknas.data.batches import augment, draw_batch, epoch_batches, first_images, label_sorted_batch, normalize
 from ntknas.data.datasets import (
     CIFAR10,

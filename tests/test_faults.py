@@ -26,7 +26,7 @@ from fixtures_data import TINY_NB201 as TINY
 from fixtures_data import write_cifar10
 
 from ntknas.cli import main
-from ntknas.experiments.correlate import CorrelateConfig
+from ntknas.runs.correlate import CorrelateConfig
 from ntknas.store import ResultStore
 from ntknas.store.lock import LOCK_FILE
 

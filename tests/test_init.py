@@ -11,9 +11,9 @@ from torch import nn
 
 from ntknas.cli import main
 from ntknas.errors import UnknownNameError
-from ntknas.experiments.correlate import CorrelateConfig
-from ntknas.experiments.score import evaluate_metrics
-from ntknas.experiments.track import TrackConfig
+from ntknas.runs.correlate import CorrelateConfig
+from ntknas.runs.track import TrackConfig
+from ntknas.scoring import evaluate_metrics
 from ntknas.spaces import build_network
 from ntknas.spaces.init import InitScheme, init_identity
 from ntknas.spaces.nb101 import build_nb101

@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from reference_ntk import reference_full_ntk, reference_ntk, relative_error
 from torch import nn
 
 from ntknas import NtknasError, empirical_ntk, full_ntk
 from ntknas.kernel import compute_ntk, select_parameters
-from reference_ntk import reference_full_ntk, reference_ntk, relative_error
 
 
 class TinyNet(nn.Module):

@@ -247,7 +247,7 @@ def test_sketch_is_unbiased_on_average():
 
 
 def test_run_metrics_matrix_free_reports_values_and_standard_errors():
-    from ntknas.experiments.score import run_metrics
+    from ntknas.scoring import run_metrics
 
     inputs = _inputs()
     exact = run_metrics(_network("nb201", "study"), inputs, LABELS, ("knas", "trace"), "train")
@@ -260,7 +260,7 @@ def test_run_metrics_matrix_free_reports_values_and_standard_errors():
 
 
 def test_spectrum_metrics_are_refused_under_matrix_free():
-    from ntknas.experiments.score import run_metrics
+    from ntknas.scoring import run_metrics
 
     for name in ("tenas", "ntk_rank"):
         with pytest.raises(NtknasError, match="use --kernel exact") as error:
@@ -294,7 +294,7 @@ def test_cli_score_matrix_free_end_to_end(capsys):
 
 
 def test_estimator_settings_are_part_of_the_run_identity():
-    from ntknas.experiments.correlate import CorrelateConfig
+    from ntknas.runs.correlate import CorrelateConfig
 
     exact = CorrelateConfig(metrics=("knas",))
     small = CorrelateConfig(metrics=("knas",), kernel="matrix-free", probes=8)
@@ -313,7 +313,7 @@ def test_estimator_settings_are_part_of_the_run_identity():
 
 def test_matrix_free_correlate_never_resumes_an_exact_run(tmp_path):
     from ntknas.errors import DataError
-    from ntknas.experiments.correlate import CorrelateConfig
+    from ntknas.runs.correlate import CorrelateConfig
     from ntknas.store import ResultStore
     from ntknas.store.sqlite import ItemRecord
 
@@ -328,7 +328,7 @@ def test_matrix_free_correlate_never_resumes_an_exact_run(tmp_path):
 
 
 def test_search_refuses_tenas_under_matrix_free():
-    from ntknas.experiments.search import SearchConfig
+    from ntknas.search.driver import SearchConfig
 
     with pytest.raises(NtknasError, match="--kernel exact"):
         SearchConfig(proxies=("tenas",), kernel="matrix-free").checked()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_nb101 import (
     CELLS,
     Run,
@@ -18,6 +17,7 @@ from fixtures_nb101 import (
     tfrecord_frame,
     write_official_tfrecord,
 )
+
 from ntknas.cli import main
 from ntknas.errors import DataError
 from ntknas.groundtruth import load_benchmark

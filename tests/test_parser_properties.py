@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ntknas.errors import InvalidArchError, NtknasError
-from ntknas.experiments import validation
-from ntknas.experiments.selection import parse_positions, select_positions
+from ntknas.inputs import validation
+from ntknas.inputs.selection import parse_positions, select_positions
 from ntknas.spaces import get_space
 from ntknas.spaces.nb101 import INPUT, MAX_VERTICES, NB101_OPS, OUTPUT, NB101Spec
 from ntknas.spaces.nb201 import NB201_OPS, NB201Arch, parse_arch
@@ -201,7 +201,7 @@ track_archs_texts = st.one_of(
 @FAST
 @given(track_archs_texts)
 def test_track_archs_parse_or_refuse_in_one_line(text):
-    from ntknas.experiments.track import parse_arch_list
+    from ntknas.runs.track import parse_arch_list
 
     try:
         archs = parse_arch_list(text, "nb201")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from ntknas.experiments import score as score_module
+from ntknas import scoring as score_module
 from ntknas.kernel.precision import ieee_float32
 from ntknas.metrics.registry import Metric
 

@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fixtures_data import TINY_NB201 as TINY
+from fixtures_data import write_cifar10
 
-from fixtures_data import TINY_NB201 as TINY, write_cifar10
 from ntknas.cli import main
 from ntknas.errors import NtknasError
-from ntknas.experiments.correlate import CorrelateConfig, measure_item, run_correlate
-from ntknas.experiments.executors import Task, make_executor
-from ntknas.experiments.ray_executor import RayExecutor, RayOptions, _run_item, describe_item, items_at_once
-from ntknas.experiments.track import TrackConfig, run_track
+from ntknas.execution.executors import Task, make_executor
+from ntknas.execution.ray_executor import RayExecutor, RayOptions, _run_item, describe_item, items_at_once
+from ntknas.runs.correlate import CorrelateConfig, measure_item, run_correlate
+from ntknas.runs.track import TrackConfig, run_track
 from ntknas.spaces import get_space
 
 ray = pytest.importorskip("ray")  # the dev extra installs it; without it these tests cannot run
@@ -224,8 +225,8 @@ def test_a_killed_driver_loses_nothing_and_a_rerun_adds_the_rest(cluster, cifar_
     settings = dict(dataset="cifar10", data_dir=str(cifar_dir), benchmark=str(nb201_csv), archs="0:24",
                     batch_size=6, out=str(out), network_options=TINY, metrics=("knas", "lga"))
     script = textwrap.dedent(f"""
-        from ntknas.experiments.correlate import CorrelateConfig, run_correlate
-        from ntknas.experiments.ray_executor import RayExecutor, RayOptions
+        from ntknas.runs.correlate import CorrelateConfig, run_correlate
+        from ntknas.execution.ray_executor import RayExecutor, RayOptions
         run_correlate(CorrelateConfig(**{settings!r}), executor=RayExecutor(RayOptions(address={cluster!r})))
     """)
     driver = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)

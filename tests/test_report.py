@@ -6,13 +6,14 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from fixtures_data import PNG_SIGNATURE, write_cifar10
+from fixtures_data import TINY_NB201 as TINY
 
-from fixtures_data import TINY_NB201 as TINY, PNG_SIGNATURE, write_cifar10
 from ntknas.cli import main
 from ntknas.errors import DataError
-from ntknas.experiments.correlate import CorrelateConfig, run_correlate
-from ntknas.experiments.track import TrackConfig, run_track
 from ntknas.report.document import write_report
+from ntknas.runs.correlate import CorrelateConfig, run_correlate
+from ntknas.runs.track import TrackConfig, run_track
 
 VOID = {"meta", "img", "br", "hr", "link", "input", "col", "area", "base", "wbr", "source"}
 HOSTILE = "ntknas correlate --out '<script>alert(1)</script> & \"x\"'"

@@ -15,8 +15,8 @@ import torch
 
 import ntknas
 from ntknas.cli import main
-from ntknas.experiments.correlate import CorrelateConfig, run_correlate
-from ntknas.experiments.executors import ProcessPoolExecutor, SerialExecutor, Task
+from ntknas.execution.executors import ProcessPoolExecutor, SerialExecutor, Task
+from ntknas.runs.correlate import CorrelateConfig, run_correlate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -139,9 +139,9 @@ def test_layer_contract_holds():
     assert re.search(r"Contracts: 2 kept, 0 broken", result.stdout)
 
 
-def test_report_imports_neither_torch_nor_experiments():
+def test_report_imports_neither_torch_nor_run_code():
     code = "import sys, ntknas.report.document, ntknas.report.correlation, ntknas.report.tracking; " \
-           "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('ntknas.experiments')))"
+           "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('ntknas.runs', 'ntknas.search', 'ntknas.execution'))))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
 

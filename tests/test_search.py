@@ -19,10 +19,10 @@ import search_toys
 from search_toys import NAME, OPTIMUM, toy_accuracy
 
 from ntknas.cli import main
-from ntknas.experiments import correlate as correlate_module
-from ntknas.experiments.correlate import CorrelateConfig, run_correlate
-from ntknas.experiments.search import SearchConfig, run_search
-from ntknas.experiments.strategies import Budget, Evaluation, Ledger, StrategySettings, regularized_evolution
+from ntknas.runs import correlate as correlate_module
+from ntknas.runs.correlate import CorrelateConfig, run_correlate
+from ntknas.search.driver import SearchConfig, run_search
+from ntknas.search.strategies import Budget, Evaluation, Ledger, StrategySettings, regularized_evolution
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -306,7 +306,7 @@ def test_kill_9_then_rerun_gives_the_uninterrupted_search(space, table, tmp_path
     script = textwrap.dedent(f"""
         import sys; sys.path.insert(0, {str(REPO / 'tests')!r})
         import search_toys; search_toys.register()
-        from ntknas.experiments.search import SearchConfig, run_search
+        from ntknas.search.driver import SearchConfig, run_search
         run_search(SearchConfig(space={NAME!r}, dataset="digits", benchmark={str(table)!r}, target="acc",
             strategies=("random", "rea"), proxies=("toy_params",), candidates=20, runs=2, out={str(out)!r},
             network_options={{"width": 2}}))
@@ -416,7 +416,7 @@ def test_bad_input_is_one_line_exit_2(extra, message, space, table, tmp_path, ca
 
 @pytest.mark.slow
 def test_the_demo_searches_its_measured_cells_without_new_work(tmp_path, count_evaluations):
-    from ntknas.experiments.demo import DemoConfig, demo_search_text, run_demo, run_demo_search
+    from ntknas.runs.demo import DemoConfig, demo_search_text, run_demo, run_demo_search
 
     config = DemoConfig(archs=5, train_epochs=1, batch_size=8, search_candidates=3, search_runs=2,
                         search_population=2)

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from ntknas.errors import InvalidArchError
-from ntknas.experiments.selection import select_positions
 from ntknas.analysis.statistics import rank_correlation
+from ntknas.errors import InvalidArchError
+from ntknas.inputs.selection import select_positions
 
 
 def test_matches_scipy_and_keeps_sign():

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from fixtures_data import PNG_SIGNATURE, write_cifar10
+from fixtures_data import TINY_NB201 as TINY
 
-from fixtures_data import TINY_NB201 as TINY, PNG_SIGNATURE, write_cifar10
 from ntknas.cli import main
 from ntknas.data import label_sorted_batch, load_dataset
 from ntknas.errors import DataError, InvalidArchError, NtknasError
-from ntknas.experiments import track as track_module
-from ntknas.experiments.track import TrackConfig, parse_arch_list, parse_band, run_track, select_track_archs
+from ntknas.kernel import full_ntk
 from ntknas.kernel.distances import (
     kernel_correlation,
     kernel_cosine,
@@ -21,7 +21,8 @@ from ntknas.kernel.distances import (
     relative_difference,
     relative_difference_reference,
 )
-from ntknas.kernel import full_ntk
+from ntknas.runs import track as track_module
+from ntknas.runs.track import TrackConfig, parse_arch_list, parse_band, run_track, select_track_archs
 from ntknas.spaces.nb201 import arch_from_index, build_nb201
 from ntknas.store import ResultStore
 from ntknas.train import Trainer, TrainingDivergedError, parameter_norm

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ntknas.errors import DataError
-from ntknas.experiments.score import evaluate_metrics
 from ntknas.metrics import MetricUnavailable, available_metrics, get_metric
 from ntknas.metrics.flops import count_flops, count_parameters
 from ntknas.metrics.zero_cost import (
@@ -24,6 +23,7 @@ from ntknas.metrics.zero_cost import (
     relu_code_kernel,
     synflow_score,
 )
+from ntknas.scoring import evaluate_metrics
 from ntknas.spaces.nb101 import build_nb101
 from ntknas.spaces.nb201 import build_nb201
 

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures_data import TINY_NB201  # noqa: E402
 
-from ntknas.experiments import correlate  # noqa: E402
+from ntknas.runs import correlate  # noqa: E402
 
 _resolved = correlate.CorrelateConfig.resolved
 

@@ -1,6 +1,6 @@
 """A search run's outputs: search.csv, summary.json, summary.md and the best-so-far plot.
 
-The rows carry plain values only (the driver in :mod:`ntknas.experiments.search` fills them),
+The rows carry plain values only (the driver in :mod:`ntknas.search.driver` fills them),
 so this module, like the rest of the report, needs neither torch nor the experiment code.
 """
 

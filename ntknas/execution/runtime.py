@@ -29,7 +29,7 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device) -> dict[str, str]:
     """Versions and device, recorded in every run folder for the report."""
-    from ntknas import __version__
+    from ntknas.version import __version__
 
     return {
         "ntknas": __version__,

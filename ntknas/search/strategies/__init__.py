@@ -5,7 +5,7 @@ back one :class:`Evaluation` per architecture; it records each evaluation it use
 :class:`Ledger`, which keeps the steps, the incumbent and the cost. Strategies see only fitness
 (the proxy value oriented so that higher is better), never a benchmark accuracy: the driver
 attaches the reported accuracy to the steps after the search has chosen (see
-:mod:`ntknas.experiments.search`).
+:mod:`ntknas.search.driver`).
 
 Written as generators, the strategies of many runs (and many proxies) advance in lockstep, so
 the driver scores the architectures that all of them asked for in one batch, through one

@@ -1,4 +1,4 @@
-"""Work items on a Ray cluster: the :class:`~ntknas.experiments.executors.Executor` of ``--executor ray``.
+"""Work items on a Ray cluster: the :class:`~ntknas.execution.executors.Executor` of ``--executor ray``.
 
 The driver (the ``ntknas`` command) puts the run's shared context into Ray's object store once,
 submits one Ray task per work item and commits each item's results to its own store as the task
@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from ntknas.errors import NtknasError, UnknownNameError
-from ntknas.experiments.executors import Executor, Item, Task, Work, WorkContext
+from ntknas.execution.executors import Executor, Item, Task, Work, WorkContext
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,11 @@ import torch
 
 from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_for_run
 from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
-from ntknas.experiments.executors import Executor, Task, make_executor
-from ntknas.experiments.progress import ProgressHook
-from ntknas.experiments.runtime import environment, resolve_device
-from ntknas.experiments.selection import parse_positions
-from ntknas.experiments.validation import check_settings
+from ntknas.execution.executors import Executor, Task, make_executor
+from ntknas.execution.progress import ProgressHook
+from ntknas.execution.runtime import environment, resolve_device
+from ntknas.inputs.selection import parse_positions
+from ntknas.inputs.validation import check_settings
 from ntknas.kernel.distances import kernel_distances
 from ntknas.report.tracking import ARCHS_META
 from ntknas.spaces import SearchSpace, build_network, get_space
@@ -256,7 +256,7 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
         archs = parse_arch_list(config.archs, space)
         where = "--archs"
     elif config.archs_file is not None:
-        from ntknas.experiments.archs_file import read_archs_file
+        from ntknas.inputs.archs_file import read_archs_file
 
         archs = [space.coerce(listed.key) for listed in read_archs_file(config.archs_file, space.name)]
         where = f"--archs-file {config.archs_file}"
@@ -505,7 +505,7 @@ class TrackStep:
 
 @dataclass(frozen=True)
 class TrackContext:
-    """What every tracked architecture shares (see :mod:`ntknas.experiments.executors`)."""
+    """What every tracked architecture shares (see :mod:`ntknas.execution.executors`)."""
 
     config: TrackConfig
     settings: Any

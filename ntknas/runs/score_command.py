@@ -14,10 +14,10 @@ import torch
 
 from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, normalize
 from ntknas.errors import DataError, InvalidArchError, NtknasError
-from ntknas.experiments.runtime import device_name, resolve_device
-from ntknas.experiments.score import MetricValue, run_metrics
-from ntknas.experiments.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
-from ntknas.experiments.validation import seed as check_seed
+from ntknas.execution.runtime import device_name, resolve_device
+from ntknas.scoring import MetricValue, run_metrics
+from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
+from ntknas.inputs.validation import seed as check_seed
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.spaces import build_network, get_space

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 import torch
 
 from ntknas.data import ImageDataset, normalize
-from ntknas.experiments.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
-from ntknas.experiments.progress import ProgressHook
-from ntknas.experiments.selection import select_positions
+from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
+from ntknas.execution.progress import ProgressHook
+from ntknas.inputs.selection import select_positions
 from ntknas.metrics import DEFAULT_METRICS
 from ntknas.spaces.nb201 import NB201_NUM_ARCHS, NB201Arch, arch_from_index, build_nb201
 from ntknas.train import TrainConfig, Trainer
 
 if TYPE_CHECKING:
-    from ntknas.experiments.search import SearchOutcome
+    from ntknas.search.driver import SearchOutcome
 
 GROUND_TRUTH_FILE = "demo_groundtruth.json"
 DEMO_TARGET = "digits test accuracy after the demo's own training"
@@ -147,7 +147,7 @@ def run_demo_search(out: str | Path = "runs/demo", config: DemoConfig = DemoConf
     reporting each choice's digits accuracy. Every proxy value comes from the demo's store, so
     this trains and measures nothing; the search folder is ``OUT/search``."""
     from ntknas.data.digits import load_digits_dataset
-    from ntknas.experiments.search import MappingReported, SearchConfig, SubsetProposals, run_search
+    from ntknas.search.driver import MappingReported, SearchConfig, SubsetProposals, run_search
     from ntknas.spaces import get_space
 
     out = Path(out)

@@ -22,11 +22,11 @@ import torch
 
 from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_for_run
 from ntknas.errors import DataError, NtknasError, UnknownNameError
-from ntknas.experiments.executors import Executor, Task, make_executor
-from ntknas.experiments.progress import ProgressHook
-from ntknas.experiments.runtime import device_name, environment, resolve_device
-from ntknas.experiments.score import MetricValue, evaluate_metrics
-from ntknas.experiments.validation import check_batch_fits, check_settings
+from ntknas.execution.executors import Executor, Task, make_executor
+from ntknas.execution.progress import ProgressHook
+from ntknas.execution.runtime import device_name, environment, resolve_device
+from ntknas.scoring import MetricValue, evaluate_metrics
+from ntknas.inputs.validation import check_batch_fits, check_settings
 from ntknas.kernel import BN_MODES
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
@@ -247,8 +247,8 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
 def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
     """:func:`entries_from_benchmark` and the name of the target column the accuracies come from
     (refused when it cannot rank: fewer than 3 distinct finite values)."""
-    from ntknas.experiments.archs_file import ListedArch, check_known, read_archs_file
-    from ntknas.experiments.selection import select_positions, take
+    from ntknas.inputs.archs_file import ListedArch, check_known, read_archs_file
+    from ntknas.inputs.selection import select_positions, take
     from ntknas.groundtruth import load_benchmark
 
     if not config.benchmark:
@@ -304,7 +304,7 @@ def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[Arch
 
 @dataclass(frozen=True)
 class CorrelateContext:
-    """What every work item of a correlate run shares (see :mod:`ntknas.experiments.executors`)."""
+    """What every work item of a correlate run shares (see :mod:`ntknas.execution.executors`)."""
 
     config: CorrelateConfig
     num_classes: int
@@ -368,7 +368,7 @@ def run_correlate(
     """
     started = time.perf_counter()
     if config.summary_only:  # the folder alone: its own settings and everything it holds
-        from ntknas.experiments.folder_summary import summarize_run_folder
+        from ntknas.runs.folder_summary import summarize_run_folder
 
         return summarize_run_folder(config, started)
     if train_set is None:

@@ -8,7 +8,7 @@ that item already stored, so that a resumed item skips them. The driver alone co
 as they arrive, so every executor resumes the same way after a kill.
 
 Executors here: :class:`SerialExecutor` (this process) and :class:`ProcessPoolExecutor`
-(``workers`` processes on one machine); :class:`~ntknas.experiments.ray_executor.RayExecutor`
+(``workers`` processes on one machine); :class:`~ntknas.execution.ray_executor.RayExecutor`
 (a Ray cluster) implements the same :class:`Executor` interface. :func:`make_executor` picks one
 from the command line's choices.
 """
@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import torch
 
 from ntknas.errors import NtknasError, UnknownNameError
-from ntknas.experiments.runtime import resolve_device
-from ntknas.experiments.signals import watch_parent
+from ntknas.execution.runtime import resolve_device
+from ntknas.execution.signals import watch_parent
 
 if TYPE_CHECKING:
-    from ntknas.experiments.ray_executor import RayOptions
+    from ntknas.execution.ray_executor import RayOptions
 
 Item = TypeVar("Item")
 
@@ -252,6 +252,6 @@ def make_executor(
             f"--workers {workers} sets the process pool: with --executor ray the cluster's CPUs and GPUs set how "
             "many items run at once (see --cpus-per-item, --gpus-per-item)"
         )
-    from ntknas.experiments.ray_executor import RayExecutor, RayOptions
+    from ntknas.execution.ray_executor import RayExecutor, RayOptions
 
     return RayExecutor(ray or RayOptions(), device)

@@ -19,16 +19,16 @@ from ntknas.store import STORE_FILE, ItemRecord, ResultStore
 from ntknas.store.faults import os_fault
 
 if TYPE_CHECKING:
-    from ntknas.experiments.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome
+    from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome
 
 _TUPLES = ("bn_modes", "metrics", "train_epochs")
 
 
 def summarize_run_folder(config: CorrelateConfig, started: float | None = None) -> CorrelateOutcome:
     """Write ``config.out``'s outputs from what it holds; returns a
-    :class:`~ntknas.experiments.correlate.CorrelateOutcome` that measured nothing."""
-    from ntknas.experiments.correlate import CorrelateOutcome as Outcome
-    from ntknas.experiments.correlate import _stored_entries
+    :class:`~ntknas.runs.correlate.CorrelateOutcome` that measured nothing."""
+    from ntknas.runs.correlate import CorrelateOutcome as Outcome
+    from ntknas.runs.correlate import _stored_entries
     from ntknas.report.correlation import write_correlation_outputs
 
     started = time.perf_counter() if started is None else started
@@ -66,8 +66,8 @@ def summarize_run_folder(config: CorrelateConfig, started: float | None = None) 
 def folder_settings(store: ResultStore, given: CorrelateConfig) -> CorrelateConfig:
     """The resolved config the folder's last measuring command stored. A folder written before
     that record existed gives its stored run settings, and the command's flags for the rest."""
-    from ntknas.experiments.correlate import CONFIG_META
-    from ntknas.experiments.correlate import CorrelateConfig as Config
+    from ntknas.runs.correlate import CONFIG_META
+    from ntknas.runs.correlate import CorrelateConfig as Config
 
     stored = store.get_meta(CONFIG_META)
     if stored is None:
@@ -88,7 +88,7 @@ def folder_settings(store: ResultStore, given: CorrelateConfig) -> CorrelateConf
 
 def stored_archs(records: list[ItemRecord]) -> list[ArchEntry]:
     """One entry per stored architecture, in index order (then key), as a measuring run lists them."""
-    from ntknas.experiments.correlate import ArchEntry as Entry
+    from ntknas.runs.correlate import ArchEntry as Entry
 
     seen: dict[str, ArchEntry] = {}
     for record in records:

@@ -1,9 +1,9 @@
 """``ntknas search``: find architectures with a proxy (an NTK metric, a zero-cost proxy, or a
 benchmark column), report what they reach and what finding them cost.
 
-A search is a strategy (:mod:`ntknas.experiments.strategies`) guided by a proxy. Proxy values
+A search is a strategy (:mod:`ntknas.search.strategies`) guided by a proxy. Proxy values
 are measured exactly as ``ntknas correlate`` measures them (:func:`measure_item` through an
-:class:`~ntknas.experiments.executors.Executor`) and stored in the run folder's results store
+:class:`~ntknas.execution.executors.Executor`) and stored in the run folder's results store
 under the same keys (space, arch, dataset, BN mode, epochs, seed, batch, protocol, metric), so:
 
 * a value already in the run folder, or in a ``--cache`` folder (a correlate run, another
@@ -31,7 +31,16 @@ import torch
 
 from ntknas.data import DatasetInfo, ImageDataset, dataset_info, load_for_run
 from ntknas.errors import DataError, NtknasError, UnknownNameError
-from ntknas.experiments.correlate import (
+from ntknas.execution.executors import Executor, Task, make_executor
+from ntknas.execution.progress import ProgressHook
+from ntknas.execution.runtime import device_name, environment, resolve_device
+from ntknas.groundtruth import Benchmark, load_benchmark
+from ntknas.inputs.validation import check_settings
+from ntknas.kernel import BN_MODES
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
+from ntknas.metrics import check_kernel_choice, get_metric
+from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
+from ntknas.runs.correlate import (
     PROTOCOLS,
     ArchEntry,
     CorrelateConfig,
@@ -41,10 +50,7 @@ from ntknas.experiments.correlate import (
     measure_item,
     protocol_defaults,
 )
-from ntknas.experiments.executors import Executor, Task, make_executor
-from ntknas.experiments.progress import ProgressHook
-from ntknas.experiments.runtime import device_name, environment, resolve_device
-from ntknas.experiments.strategies import (
+from ntknas.search.strategies import (
     FIRST,
     SECOND,
     STRATEGIES,
@@ -57,12 +63,6 @@ from ntknas.experiments.strategies import (
     StrategySettings,
     get_strategy,
 )
-from ntknas.experiments.validation import check_settings
-from ntknas.groundtruth import Benchmark, load_benchmark
-from ntknas.kernel import BN_MODES
-from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
-from ntknas.metrics import check_kernel_choice, get_metric
-from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.store import STORE_FILE, ItemRecord, Measurement, ResultStore, TrainingRecord
 

@@ -1,0 +1,1 @@
+"""What users type, parsed and checked: value checks, architecture files, selections."""

@@ -1,0 +1,1 @@
+"""Metric-guided architecture search: the driver, proposals, proxies and strategies."""
