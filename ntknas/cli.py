@@ -13,6 +13,7 @@ import logging
 import sqlite3
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -178,59 +179,24 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
             "rho against the benchmark's accuracy. Resumable: rerun the same command after a kill."
         ),
     )
-    parser.add_argument("--space", type=T.text, default="nb201", help="nb201 | nb101 | any registered space (default nb201)")
-    parser.add_argument("--dataset", type=T.text, default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
-    parser.add_argument("--data-dir", type=T.text, help="folder with the dataset in its official format")
-    parser.add_argument("--benchmark", type=T.text, help="ground truth: NB201 CSV/.pth (NATS tss) or NB101 table (.npz/.csv)")
-    parser.add_argument("--target", type=T.text, help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
-    which = parser.add_mutually_exclusive_group()
-    which.add_argument("--archs", type=T.text, default=None, help="architectures: START:STOP, a list 5,17,300, or all (default 0:1000; with --archs-file: all of the file)")
-    parser.add_argument("--archs-file", type=T.text, help="measure the architectures FILE lists, in its order: one NB201 index/arch string/op codes or NB101 hash per line, or the study's NB101 all_graphs.json; --archs and --sample then choose from that order")
-    parser.add_argument("--sample", type=T.positive_int, help="measure a seeded random sample of N architectures (from --archs, or all)")
-    parser.add_argument("--seed", type=T.seed, default=0, help="seed of --sample (default 0)")
-    parser.add_argument("--model-seed", type=T.seed, help="model and data seed (default: the protocol's, 42)")
-    parser.add_argument("--batch-size", type=T.positive_int, help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)")
-    parser.add_argument("--bn", default="train,eval", type=T.names, help="BatchNorm modes (default train,eval)")
-    parser.add_argument("--metrics", type=T.names, help="comma-separated metrics, or all (default: the study's knas,tenas,fnorm,trace,lga)")
-    parser.add_argument("--train-epochs", default="0", type=T.epochs, help="measure after these epoch counts, e.g. 0,1,3 (default 0)")
-    parser.add_argument("--train-batch-size", type=T.positive_int, default=1024, help="SGD batch size for --train-epochs (default 1024, the study's)")
-    parser.add_argument("--out", type=T.text, required=True, help="run folder (results.sqlite, scores.csv, summary.json, summary.md, plots)")
-    parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--protocol", default="study", choices=["study", "zc"], help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
-    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
-    parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters")
-    parser.add_argument("--strategy", type=T.text, default="auto", help="kernel strategy: auto | per_sample | batched | loop | adaptive")
-    parser.add_argument("--chunk-size", type=T.positive_int, help="kernel rows computed at once (bounds memory)")
-    parser.add_argument("--nb101-stem-channels", type=T.positive_int, default=128, help="NB101 stem channels (default 128)")
-    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    from ntknas.runs.correlate import CorrelateConfig
+    from ntknas.settings import KernelSettings, MeasureSettings, add_options
+
+    kernel_fields = [f.name for f in fields(KernelSettings)]
+    add_options(parser, CorrelateConfig, skip=kernel_fields + ["init", "bias_init"], required=["out"])
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    parser.add_argument("--summary-only", action="store_true", help="measure nothing: write the outputs from what the run folder holds so far, under the settings stored there (needs only --out)")
-    parser.add_argument("--workers", type=T.positive_int, default=1, help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
-    parser.add_argument("--time-budget", type=T.nonnegative_seconds, metavar="SECONDS", help="start no architecture after this many seconds, then write the outputs and exit with status 3 (rerun to continue)")
-    _add_init_options(parser)
-    _add_kernel_options(parser)
+    add_options(parser, MeasureSettings, only=["init", "bias_init"])
+    add_options(parser.add_argument_group("kernel"), KernelSettings)
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_correlate)
 
 
 def _run_correlate(args: argparse.Namespace) -> int:
     from ntknas.runs.correlate import CorrelateConfig, run_correlate
+    from ntknas.settings import from_args
 
-    archs = args.archs
-    if archs is None and args.sample is None and args.archs_file is None:
-        archs = "0:1000"
-    config = CorrelateConfig(
-        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
-        target=args.target, archs=archs, sample=args.sample, sample_seed=args.seed,
-        batch_size=args.batch_size, bn_modes=args.bn, **_metrics_option(args),
-        train_epochs=args.train_epochs, out=args.out, device=args.device, protocol=args.protocol,
-        seed=args.model_seed, variant=args.variant, params=args.params, strategy=args.strategy,
-        chunk_size=args.chunk_size, nb101_stem_channels=args.nb101_stem_channels,
-        train_batch_size=args.train_batch_size, force=args.force, summary_only=args.summary_only,
-        workers=args.workers, time_budget=args.time_budget, init=args.init, bias_init=args.bias_init,
-        archs_file=args.archs_file, kernel=args.kernel, probes=args.probes, estimator_seed=args.estimator_seed,
-        estimator=args.estimator,
-    )
+    default_archs = args.archs is None and args.sample is None and args.archs_file is None
+    config = from_args(CorrelateConfig, args, **({"archs": "0:1000"} if default_archs else {}))
     executor = _executor(args)
     progress = Progress("archs", enabled=False if args.no_progress else None)
     outcome = run_correlate(config, executor=executor, on_progress=progress, command_line=args.command_line)

@@ -42,3 +42,16 @@ epochs = _argparse_type(validation.epoch_list, "epoch counts")
 def value_type(check: Callable[[str], Any]) -> Callable[[str], Any]:
     """Any :mod:`~ntknas.inputs.validation` check as an argparse type."""
     return _argparse_type(check, getattr(check, "__name__", "value"))
+
+
+_KNOWN: dict[Callable[[Any], Any], Callable[[str], Any]] = {
+    validation.positive_int: positive_int, validation.nonnegative_int: nonnegative_int, validation.seed: seed,
+    validation.nonnegative_seconds: nonnegative_seconds, validation.positive_seconds: positive_seconds,
+    validation.positive_number: positive_number, validation.nonnegative_number: nonnegative_number,
+    validation.nonempty_text: text, validation.name_list: names, validation.epoch_list: epochs,
+}
+
+
+def for_argparse(check: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """The argparse type of a settings field's check (see :func:`ntknas.settings.add_options`)."""
+    return _KNOWN.get(check) or value_type(check)

@@ -140,14 +140,14 @@ def test_identity_names_only_what_is_not_pytorchs_default():
 
 
 def test_run_identity_keeps_older_folders_and_separates_inits():
-    legacy = CorrelateConfig(space="nb201", protocol="zc", batch_size=64, seed=42)
+    legacy = CorrelateConfig(space="nb201", protocol="zc", batch_size=64, model_seed=42)
     options = json.dumps({"variant": "study", "params": "weights", "stem": 128, "net": {}, "train_batch": 1024},
                          sort_keys=True)
     # What every run folder written before --init existed holds: PyTorch's initialization.
     assert legacy.protocol_tag == f"zc/train_augmented/{hashlib.sha1(options.encode()).hexdigest()[:8]}"
     assert "init" not in legacy.store_settings()
-    nb101_study = CorrelateConfig(space="nb101", protocol="zc", batch_size=64, seed=42)
-    nb101_default = CorrelateConfig(space="nb101", protocol="zc", batch_size=64, seed=42, init="default")
+    nb101_study = CorrelateConfig(space="nb101", protocol="zc", batch_size=64, model_seed=42)
+    nb101_default = CorrelateConfig(space="nb101", protocol="zc", batch_size=64, model_seed=42, init="default")
     assert nb101_study.store_settings()["init"] == "study"
     assert nb101_study.protocol_tag != nb101_default.protocol_tag
     assert nb101_default.protocol_tag.rsplit("/", 1)[1] == legacy.protocol_tag.rsplit("/", 1)[1]

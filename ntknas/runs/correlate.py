@@ -12,37 +12,37 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images, load_for_run
-from ntknas.errors import DataError, NtknasError, UnknownNameError
+from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images
+from ntknas.errors import DataError, NtknasError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
-from ntknas.execution.runtime import device_name, environment, resolve_device
-from ntknas.scoring import MetricValue, evaluate_metrics
-from ntknas.inputs.validation import check_batch_fits, check_settings
-from ntknas.kernel import BN_MODES
-from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
-from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
+from ntknas.execution.runtime import device_name, resolve_device
+from ntknas.inputs import validation as check
+from ntknas.inputs.validation import check_batch_fits
+from ntknas.metrics import DEFAULT_METRICS, MATRIX_FREE_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
+from ntknas.runs.skeleton import LazyData, deadline_after, open_run
+from ntknas.scoring import MetricValue, evaluate_metrics
+from ntknas.settings import PROTOCOLS as SETTINGS_PROTOCOLS
+from ntknas.settings import MeasureSettings, check_fields, setting
 from ntknas.spaces import get_space
-from ntknas.spaces.init import INIT_SPACES, InitScheme, init_identity, initialize
 from ntknas.store import ItemRecord, Measurement, ResultStore, TrainingRecord
 from ntknas.train import TrainConfig, Trainer, TrainingDivergedError
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("study", "zc")
+PROTOCOLS = SETTINGS_PROTOCOLS  # where the search command and scripts have always found them
 DEFAULT_NTK_METRICS = DEFAULT_METRICS  # the name an earlier release exported
 
-_IDENTITY = {"identity": True}
-"""Field metadata: the setting is part of the run's identity (which stored items a rerun reuses)."""
+LEGACY_IDENTITY_NAMES = {"model_seed": "seed"}
+"""Identity keys correlate folders have always stored under another name than today's field."""
 
 
 @dataclass(frozen=True)
@@ -56,92 +56,96 @@ class ArchEntry:
 
 
 @dataclass(frozen=True)
-class CorrelateConfig:
-    """Settings of a correlate run. ``None`` means "the protocol's default" until :meth:`resolved`
-    fills it in. Fields marked identity make up :meth:`store_settings`: what two commands must
-    agree on to share a run folder (the architecture selection is not among them).
+class CorrelateConfig(MeasureSettings):
+    """Settings of a correlate run: :class:`~ntknas.settings.MeasureSettings` (what is measured
+    and how) plus the architectures, metrics, training stages and where the run goes. ``None``
+    means "the default" until :meth:`resolved` fills it in. The identity fields make up
+    :meth:`store_settings`: what two commands must agree on to share a run folder (the
+    architecture selection is not among them).
 
-    Seeds: ``sample_seed`` draws ``--sample`` (CLI ``--seed``); ``seed`` is the model and data
-    seed (CLI ``--model-seed``).
+    Seeds: ``sample_seed`` draws ``--sample`` (CLI ``--seed``); ``model_seed`` is the model and
+    data seed (CLI ``--model-seed``).
     """
 
-    space: str = field(default="nb201", metadata=_IDENTITY)
-    dataset: str = field(default="cifar10", metadata=_IDENTITY)
-    data_dir: str | None = None
-    benchmark: str | None = None
-    target: str | None = None
-    archs: str | None = "0:1000"
-    sample: int | None = None
-    sample_seed: int = 0
-    batch_size: int | None = field(default=None, metadata=_IDENTITY)
-    bn_modes: tuple[str, ...] = field(default=("train", "eval"), metadata=_IDENTITY)
-    metrics: tuple[str, ...] = field(default=DEFAULT_METRICS, metadata=_IDENTITY)
-    train_epochs: tuple[int, ...] = field(default=(0,), metadata=_IDENTITY)
-    out: str = "runs/correlate"
-    device: str = "cpu"
-    protocol: str = field(default="study", metadata=_IDENTITY)
-    seed: int | None = field(default=None, metadata=_IDENTITY)
-    variant: str = field(default="study", metadata=_IDENTITY)
-    params: str = field(default="weights", metadata=_IDENTITY)
-    strategy: str = "auto"
-    chunk_size: int | None = None
-    nb101_stem_channels: int = field(default=128, metadata=_IDENTITY)
-    network_options: dict[str, Any] = field(default_factory=dict, metadata=_IDENTITY)
-    train_batch_size: int = field(default=1024, metadata=_IDENTITY)
-    force: bool = False
-    summary_only: bool = False
-    workers: int = 1
-    time_budget: float | None = None
-    init: str = "study"
-    bias_init: str = "default"
-    archs_file: str | None = None
-    kernel: str = "exact"
-    """``exact`` or ``matrix-free`` (knas, trace, fnorm, lga without the B×B kernel)."""
-    probes: int = DEFAULT_PROBES
-    """Matrix-free estimator size (random probes per estimate); ignored by the exact kernel."""
-    estimator_seed: int = 0
-    estimator: str = DEFAULT_ESTIMATOR
+    data_dir: str | None = setting(None, flag="--data-dir", parse=check.nonempty_text,
+                                   help="folder with the dataset in its official format")
+    benchmark: str | None = setting(
+        None, flag="--benchmark", parse=check.nonempty_text,
+        help="ground truth: NB201 CSV/.pth (NATS tss) or NB101 table (.npz/.csv)",
+    )
+    target: str | None = setting(
+        None, flag="--target", parse=check.nonempty_text,
+        help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)",
+    )
+    archs: str | None = setting(
+        None, flag="--archs", parse=check.nonempty_text,
+        help="architectures: START:STOP, a list 5,17,300, or all (default 0:1000; with --archs-file: all of the file)",
+    )
+    archs_file: str | None = setting(
+        None, flag="--archs-file", parse=check.nonempty_text,
+        help="measure the architectures FILE lists, in its order: one NB201 index/arch string/op codes or NB101 "
+             "hash per line, or the study's NB101 all_graphs.json; --archs and --sample then choose from that order",
+    )
+    sample: int | None = setting(None, flag="--sample", parse=check.positive_int,
+                                 help="measure a seeded random sample of N architectures (from --archs, or all)")
+    sample_seed: int = setting(0, flag="--seed", parse=check.seed, help="seed of --sample (default 0)")
+    metrics: tuple[str, ...] | None = setting(
+        None, flag="--metrics", parse=check.name_list, identity=True,
+        help="comma-separated metrics, or all (default: the study's knas,tenas,fnorm,trace,lga; "
+             "knas,fnorm,trace,lga with --kernel matrix-free)",
+    )
+    train_epochs: tuple[int, ...] = setting((0,), flag="--train-epochs", parse=check.epoch_list, identity=True,
+                                            help="measure after these epoch counts, e.g. 0,1,3 (default 0)")
+    out: str = setting("runs/correlate", flag="--out", parse=check.nonempty_text,
+                       help="run folder (results.sqlite, scores.csv, summary.json, summary.md, plots)")
+    device: str = setting("cpu", flag="--device", parse=check.nonempty_text, help="cpu | cuda | cuda:N")
+    force: bool = setting(False, flag="--force", action="store_true",
+                          help="write into a run folder that holds other settings")
+    summary_only: bool = setting(
+        False, flag="--summary-only", action="store_true",
+        help="measure nothing: write the outputs from what the run folder holds so far, under the settings "
+             "stored there (needs only --out)",
+    )
+    workers: int = setting(1, flag="--workers", parse=check.positive_int,
+                           help="worker processes sharing the device (default 1; small cells keep a GPU busy only with several)")
+    time_budget: float | None = setting(
+        None, flag="--time-budget", parse=check.nonnegative_seconds, metavar="SECONDS",
+        help="start no architecture after this many seconds, then write the outputs and exit with status 3 "
+             "(rerun to continue)",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_fields(self, [f.name for f in fields(CorrelateConfig) if f.name not in _MEASURE_NAMES])
+        if isinstance(self.metrics, str):
+            object.__setattr__(self, "metrics", check.name_list(self.metrics))
+        if isinstance(self.train_epochs, str):
+            object.__setattr__(self, "train_epochs", check.epoch_list(self.train_epochs))
 
     @property
-    def kernel_identity(self) -> dict[str, Any] | None:
-        """The kernel settings that change stored values; None for the exact kernel, so run
-        folders written before ``--kernel`` existed keep their identity."""
-        if self.kernel == "exact":
-            return None
-        return {"kind": self.kernel, **self.estimator_settings.identity()}
+    def metric_names(self) -> tuple[str, ...]:
+        """The metrics of a resolved config (``metrics`` is None until :meth:`resolved`)."""
+        assert self.metrics is not None, "a resolved config names its metrics"
+        return tuple(self.metrics)
 
     @property
-    def estimator_settings(self) -> EstimatorSettings:
-        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed, estimator=self.estimator)
+    def seed(self) -> int | None:
+        """The model and data seed under the name earlier releases gave it (``model_seed``)."""
+        return self.model_seed
 
     def resolved(self, info: DatasetInfo) -> CorrelateConfig:
         """The config with protocol defaults filled in and every name checked."""
         space = get_space(self.space)
-        if self.protocol not in PROTOCOLS:
-            raise UnknownNameError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
-        for mode in self.bn_modes:
-            if mode not in BN_MODES:
-                raise UnknownNameError(f"unknown BatchNorm mode {mode!r} in --bn: use train, eval or train,eval")
-        if not self.bn_modes:
-            raise UnknownNameError("--bn names no mode: use train, eval or train,eval")
         epochs = tuple(sorted(set(self.train_epochs)))
         if not epochs or epochs[0] < 0:
             raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
-        check_settings(self)
-        InitScheme(self.init, self.bias_init)  # refuse unknown names before any work
-        check_kernel_choice(self.kernel, parse_metric_list(self.metrics))
-        self.estimator_settings  # noqa: B018 -- refuses a bad --probes before any work
+        default_metrics = MATRIX_FREE_METRICS if self.kernel == "matrix-free" else DEFAULT_METRICS
+        metrics = tuple(parse_metric_list(self.metrics if self.metrics is not None else default_metrics))
+        check_kernel_choice(self.kernel, metrics)
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
-        return CorrelateConfig(
-            **{
-                **asdict(self),
-                "space": space.name,
-                "metrics": tuple(parse_metric_list(self.metrics)),
-                "train_epochs": epochs,
-                "batch_size": self.batch_size or batch_size,
-                "seed": seed if self.seed is None else self.seed,
-                "dataset": info.name,
-            }
+        return replace(
+            self, space=space.name, metrics=metrics, train_epochs=epochs, dataset=info.name,
+            batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
 
     @property
@@ -152,15 +156,10 @@ class CorrelateConfig:
         return "train_augmented" if self.train_epochs == (0,) else "test_first"
 
     @property
-    def init_identity(self) -> str | None:
-        """The effective initialization's name, None for PyTorch's (see :func:`init_identity`)."""
-        return init_identity(self.space, self.init, self.bias_init)
-
-    @property
     def protocol_tag(self) -> str:
         tagged: dict[str, Any] = {
             "variant": self.variant, "params": self.params, "stem": self.nb101_stem_channels,
-            "net": self.network_options, "train_batch": self.train_batch_size,
+            "net": dict(self.network_options), "train_batch": self.train_batch_size,
         }
         if self.init_identity is not None:  # absent for PyTorch's: older run folders stay valid
             tagged["init"] = self.init_identity
@@ -174,7 +173,10 @@ class CorrelateConfig:
         """What must match for two commands to share a run folder: the identity fields, and the
         initialization when it is not PyTorch's (what every folder written before ``--init``
         existed holds, so those folders keep their identity)."""
-        settings = {f.name: _plain(getattr(self, f.name)) for f in fields(self) if f.metadata.get("identity")}
+        settings = {
+            LEGACY_IDENTITY_NAMES.get(f.name, f.name): _plain(getattr(self, f.name))
+            for f in fields(self) if f.metadata.get("identity")
+        }
         if self.init_identity is not None:
             settings["init"] = self.init_identity
         if self.kernel_identity is not None:
@@ -183,10 +185,11 @@ class CorrelateConfig:
 
     def summary_spec(self) -> SummarySpec:
         """The settings as the report needs them (the report imports no experiment code)."""
-        assert self.batch_size is not None and self.seed is not None, "summarize a resolved config"
+        assert self.batch_size is not None and self.model_seed is not None and self.metrics is not None, \
+            "summarize a resolved config"
         return SummarySpec(
             space=self.space, dataset=self.dataset, protocol=self.protocol, protocol_tag=self.protocol_tag,
-            measured_on=self.measured_on, batch_size=self.batch_size, seed=self.seed, variant=self.variant,
+            measured_on=self.measured_on, batch_size=self.batch_size, seed=self.model_seed, variant=self.variant,
             params=self.params, benchmark=self.benchmark, target=self.target, metrics=tuple(self.metrics),
             bn_modes=tuple(self.bn_modes), train_epochs=tuple(self.train_epochs),
             directions={m: get_metric(m).higher_is_better for m in self.metrics},
@@ -194,18 +197,40 @@ class CorrelateConfig:
         )
 
 
+_MEASURE_NAMES = frozenset(f.name for f in fields(MeasureSettings))
+
 CONFIG_META = "correlate_config"
 """The store's record of the resolved settings of the run that last measured into the folder."""
 
 
 def stored_config(config: CorrelateConfig) -> dict[str, Any]:
-    """The resolved config as plain JSON, less what only concerns one invocation."""
+    """The resolved config as plain JSON under the names earlier releases stored, less what only
+    concerns one invocation (:func:`config_from_stored` reads it back)."""
     once = {"out", "force", "summary_only", "workers", "time_budget", "device"}
-    return {f.name: _plain(getattr(config, f.name)) for f in fields(config) if f.name not in once}
+    return {
+        LEGACY_IDENTITY_NAMES.get(f.name, f.name): _plain(getattr(config, f.name))
+        for f in fields(config) if f.name not in once
+    }
+
+
+def config_from_stored(stored: dict[str, Any], **values: Any) -> CorrelateConfig:
+    """A config from what :func:`stored_config` wrote, by this or an earlier release."""
+    renamed = {new: old for new, old in LEGACY_IDENTITY_NAMES.items()}
+    known = {f.name for f in fields(CorrelateConfig)}
+    arguments = {}
+    for name, value in stored.items():
+        name = next((new for new, old in renamed.items() if old == name), name)
+        if name in known:
+            arguments[name] = tuple(value) if isinstance(value, list) else value
+    return CorrelateConfig(**(arguments | values))  # type: ignore[arg-type]
 
 
 def _plain(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 def protocol_defaults(protocol: str, space: str, info: DatasetInfo) -> tuple[int, int]:
@@ -247,9 +272,9 @@ def entries_from_benchmark(config: CorrelateConfig) -> list[ArchEntry]:
 def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
     """:func:`entries_from_benchmark` and the name of the target column the accuracies come from
     (refused when it cannot rank: fewer than 3 distinct finite values)."""
+    from ntknas.groundtruth import load_benchmark
     from ntknas.inputs.archs_file import ListedArch, check_known, read_archs_file
     from ntknas.inputs.selection import select_positions, take
-    from ntknas.groundtruth import load_benchmark
 
     if not config.benchmark:
         raise DataError(
@@ -280,26 +305,13 @@ def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
 
 
 def build_options(config: CorrelateConfig) -> dict[str, Any]:
-    """The options the run's space builds its networks with: the space's defaults, the CLI's
-    ``--variant`` / ``--nb101-stem-channels`` where the space takes them, ``network_options``."""
-    space = get_space(config.space)
-    options = space.options_with(variant=config.variant, stem_channels=config.nb101_stem_channels)
-    if space.name in INIT_SPACES:
-        options |= {"init": config.init, "bias_init": config.bias_init}
-    return options | dict(config.network_options)
+    """The options the run's space builds its networks with (see :meth:`MeasureSettings.build_options`)."""
+    return config.build_options()
 
 
 def network_factory(config: CorrelateConfig, num_classes: int) -> Callable[[ArchEntry], torch.nn.Module]:
-    space = get_space(config.space)
-    options = build_options(config)
-
-    def build(entry: ArchEntry) -> torch.nn.Module:
-        network = space.build(entry.build, num_classes, **options)
-        if space.name not in INIT_SPACES:  # a user's space: initialized here, after its builder
-            initialize(network, space.name, config.init, config.bias_init)
-        return network
-
-    return build
+    build = config.network_builder(num_classes)
+    return lambda entry: build(entry.build)
 
 
 @dataclass(frozen=True)
@@ -371,82 +383,64 @@ def run_correlate(
         from ntknas.runs.folder_summary import summarize_run_folder
 
         return summarize_run_folder(config, started)
-    if train_set is None:
-        info = dataset_info(config.dataset)
-    else:
-        info = train_set.info
-    config = config.resolved(info)
+    config = config.resolved(train_set.info if train_set is not None else dataset_info(config.dataset))
     runner = executor or make_executor(config.workers, config.device)
     device = runner.driver_device(config.device)  # where the shared data is readied
     if entries is None:
         entries, target = entries_and_target(config)
         config = replace(config, target=target)  # named in the summary even when defaulted
     entries = list(entries)
-    run_dir = Path(config.out)
-    with ExitStack() as stack:
-        stack.enter_context(runner)  # e.g. joins a cluster: a failure here stores nothing
-        store = stack.enter_context(ResultStore(run_dir))
-        store.claim_settings("correlate", config.store_settings(), force=config.force)
-        store.set_meta("last_command", command_line or "")
-        store.set_meta("environment", environment(device) | {"executor": runner.name})
-        store.set_meta(CONFIG_META, stored_config(config))  # what --summary-only reads back
-        done = store.done_items()
-        measured = 0
+    with open_run(config.out, "correlate", config.store_settings(), runner=runner, device=device,
+                  force=config.force, command_line=command_line,
+                  meta={CONFIG_META: stored_config(config)}) as run:  # what --summary-only reads back
+        done = run.store.done_items()
         pending = [e for e in entries if not all(k in done for k in _item_keys(config, e))]
-        selected = len(entries)
-        skipped = len(entries) - len(pending)
-        stopped_by_budget = False
+        measured = 0
         if pending:
-            if train_set is None:
-                train_set = load_for_run(config.dataset, config.data_dir, "train", device)
-            else:
-                train_set = train_set.to(device)
-            if config.measured_on == "test_first" and test_set is None:
-                test_set = load_for_run(config.dataset, config.data_dir, "test", device)
-            elif test_set is not None:
-                test_set = test_set.to(device)
-            trains = any(e > 0 for e in config.train_epochs)
-            context = CorrelateContext(
-                config, info.num_classes, _measurement_batch(config, train_set, test_set),
-                train_set if trains else None, config.device,
-            )
+            data = LazyData(config.dataset, config.data_dir, device, train_set, test_set)
             tasks = [Task(e, frozenset(k for k in _item_keys(config, e) if k in done)) for e in pending]
-            deadline = None if config.time_budget is None else time.monotonic() + config.time_budget
-            if on_progress is not None:
-                on_progress(0, len(pending), "")
-            for entry, results in runner.map(measure_item, context, tasks, deadline):
-                for result in results:
-                    store.commit_item(result.record, result.measurements, result.training)
-                measured += 1
-                if on_progress is not None:
-                    on_progress(measured, len(pending), entry.key)
-            if measured < len(pending):
-                stopped_by_budget = True
-                log.warning("stopped by the time budget, %d of %d done; rerun to continue", skipped + measured, selected)
-                entries = _stored_entries(config, entries, store.done_items())
+            measured = run.map_and_commit(
+                measure_item, _context(config, data), tasks, _commit_results(run.store),
+                deadline=deadline_after(config.time_budget), on_progress=on_progress,
+            )
+        stopped_by_budget = measured < len(pending)
+        if stopped_by_budget:
+            log.warning("stopped by the time budget, %d of %d done; rerun to continue",
+                        len(entries) - len(pending) + measured, len(entries))
+        reported = _stored_entries(config, entries, run.store.done_items()) if stopped_by_budget else entries
         from ntknas.report.correlation import write_correlation_outputs
 
-        files = write_correlation_outputs(store, config.summary_spec(), entries)
+        files = write_correlation_outputs(run.store, config.summary_spec(), reported)
     return CorrelateOutcome(
-        config=config,
-        entries=entries,
-        measured=measured,
-        skipped=skipped,
-        seconds=time.perf_counter() - started,
-        run_dir=run_dir,
-        files=files,
-        stopped_by_budget=stopped_by_budget,
-        selected=selected,
+        config=config, entries=reported, measured=measured, skipped=len(entries) - len(pending),
+        seconds=time.perf_counter() - started, run_dir=Path(config.out), files=files,
+        stopped_by_budget=stopped_by_budget, selected=len(entries),
     )
+
+
+def _context(config: CorrelateConfig, data: LazyData) -> CorrelateContext:
+    """What every work item shares: the one measurement batch, and the training split if the run trains."""
+    trains = any(e > 0 for e in config.train_epochs)
+    test_set = data.test if config.measured_on == "test_first" else None
+    batch = _measurement_batch(config, data.train, test_set)
+    return CorrelateContext(config, data.train.info.num_classes, batch, data.train if trains else None, config.device)
+
+
+def _commit_results(store: ResultStore) -> Callable[[ArchEntry, Iterable[ItemResult]], None]:
+    def commit(entry: ArchEntry, results: Iterable[ItemResult]) -> None:
+        for result in results:
+            store.commit_item(result.record, result.measurements, result.training)
+
+    return commit
 
 
 def _measurement_batch(
     config: CorrelateConfig, train_set: ImageDataset, test_set: ImageDataset | None
 ) -> MeasurementBatch:
-    assert config.batch_size is not None and config.seed is not None
+    assert config.batch_size is not None and config.model_seed is not None
     if config.measured_on == "train_augmented":
         check_batch_fits(config.batch_size, len(train_set), f"{train_set.info.name} training images")
-        inputs, targets = draw_batch(train_set, config.batch_size, seed=config.seed, augment=True)
+        inputs, targets = draw_batch(train_set, config.batch_size, seed=config.model_seed, augment=True)
     else:
         assert test_set is not None
         check_batch_fits(config.batch_size, len(test_set), f"{test_set.info.name} test images (runs that train measure on those)")
@@ -467,7 +461,7 @@ def _stored_entries(config: CorrelateConfig, entries: Sequence[ArchEntry], done:
 def _item_key(config: CorrelateConfig, entry: ArchEntry, train_epochs: int) -> str:
     return "|".join(
         [config.space, entry.key, config.dataset, config.protocol_tag, str(config.batch_size),
-         str(config.seed), f"e{train_epochs}", ",".join(config.bn_modes), ",".join(config.metrics)]
+         str(config.model_seed), f"e{train_epochs}", ",".join(config.bn_modes), ",".join(config.metric_names)]
     )
 
 
@@ -495,9 +489,9 @@ def measure_architecture(
     it anywhere (another GPU, another machine) and hand the results to the store's owner, which
     commits each as it arrives.
     """
-    assert config.seed is not None and config.batch_size is not None
+    assert config.model_seed is not None and config.batch_size is not None
     started = time.perf_counter()
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.model_seed)
     net = build(entry).to(device)
     trainer = None
     diverged: str | None = None
@@ -521,16 +515,16 @@ def measure_architecture(
         once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
         for bn_mode in config.bn_modes:
             if diverged is not None:
-                values = {m: MetricValue(None, diverged) for m in config.metrics}
+                values = {m: MetricValue(None, diverged) for m in config.metric_names}
             else:
-                fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metrics if m not in once])
+                fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metric_names if m not in once])
                 once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
-                values = {m: fresh[m] if m in fresh else once[m] for m in config.metrics}
+                values = {m: fresh[m] if m in fresh else once[m] for m in config.metric_names}
             errors.update({bn_mode: {m: v.stderr for m, v in values.items() if v.stderr is not None}})
             for metric, result in values.items():
                 measurements.append(
                     Measurement(
-                        config.space, entry.key, config.dataset, bn_mode, epochs, config.seed,
+                        config.space, entry.key, config.dataset, bn_mode, epochs, config.model_seed,
                         config.batch_size, config.protocol_tag, metric, result.value, result.reason,
                         result.seconds, device_name(device),
                     )
@@ -566,20 +560,20 @@ def _evaluate(
 
 
 def _make_trainer(net: torch.nn.Module, train_set: ImageDataset, config: CorrelateConfig, device: torch.device) -> Trainer:
-    assert config.seed is not None
-    return Trainer(net, train_set, TrainConfig(seed=config.seed, batch_size=config.train_batch_size), device)
+    assert config.model_seed is not None
+    return Trainer(net, train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
 
 
 def _train_until(
     trainer: Trainer, epochs: int, config: CorrelateConfig, entry: ArchEntry
 ) -> tuple[str | None, list[TrainingRecord]]:
-    assert config.seed is not None
+    assert config.model_seed is not None
     try:
         stats = trainer.train_epochs(epochs)
     except TrainingDivergedError as error:
         return f"training diverged: {error}", []
     records = [
-        TrainingRecord(config.space, entry.key, config.seed, s.epoch, s.train_loss, s.train_accuracy, s.seconds)
+        TrainingRecord(config.space, entry.key, config.model_seed, s.epoch, s.train_loss, s.train_accuracy, s.seconds)
         for s in stats
     ]
     return None, records

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING
 import torch
 
 from ntknas.data import ImageDataset, normalize
-from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
 from ntknas.execution.progress import ProgressHook
 from ntknas.inputs.selection import select_positions
 from ntknas.metrics import DEFAULT_METRICS
+from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
 from ntknas.spaces.nb201 import NB201_NUM_ARCHS, NB201Arch, arch_from_index, build_nb201
 from ntknas.train import TrainConfig, Trainer
 
@@ -126,7 +126,7 @@ def run_demo(
     ]
     correlate_config = CorrelateConfig(
         space="nb201", archs=None, batch_size=config.batch_size, bn_modes=("train", "eval"),
-        metrics=config.metrics, out=str(out), seed=config.model_seed, target=DEMO_TARGET,
+        metrics=config.metrics, out=str(out), model_seed=config.model_seed, target=DEMO_TARGET,
         network_options={"channels": config.channels, "cells_per_stage": config.cells_per_stage},
     )
     log.info("measuring the NTK metrics of %d cells at initialization…", len(entries))

@@ -10,7 +10,7 @@ a long run goes on.
 from __future__ import annotations
 
 import time
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,15 +21,14 @@ from ntknas.store.faults import os_fault
 if TYPE_CHECKING:
     from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome
 
-_TUPLES = ("bn_modes", "metrics", "train_epochs")
 
 
 def summarize_run_folder(config: CorrelateConfig, started: float | None = None) -> CorrelateOutcome:
     """Write ``config.out``'s outputs from what it holds; returns a
     :class:`~ntknas.runs.correlate.CorrelateOutcome` that measured nothing."""
+    from ntknas.report.correlation import write_correlation_outputs
     from ntknas.runs.correlate import CorrelateOutcome as Outcome
     from ntknas.runs.correlate import _stored_entries
-    from ntknas.report.correlation import write_correlation_outputs
 
     started = time.perf_counter() if started is None else started
     run_dir = Path(config.out)
@@ -66,7 +65,7 @@ def summarize_run_folder(config: CorrelateConfig, started: float | None = None) 
 def folder_settings(store: ResultStore, given: CorrelateConfig) -> CorrelateConfig:
     """The resolved config the folder's last measuring command stored. A folder written before
     that record existed gives its stored run settings, and the command's flags for the rest."""
-    from ntknas.runs.correlate import CONFIG_META
+    from ntknas.runs.correlate import CONFIG_META, config_from_stored
     from ntknas.runs.correlate import CorrelateConfig as Config
 
     stored = store.get_meta(CONFIG_META)
@@ -78,12 +77,7 @@ def folder_settings(store: ResultStore, given: CorrelateConfig) -> CorrelateConf
                 f"{store.path} holds no run settings: run the command without --summary-only first"
             )
         stored = {f.name: getattr(given, f.name) for f in fields(Config)} | settings
-    known = {f.name for f in fields(Config)}
-    values = {name: value for name, value in stored.items() if name in known}
-    for name in _TUPLES:
-        if name in values:
-            values[name] = tuple(values[name])
-    return replace(Config(**values), out=given.out, summary_only=True)
+    return config_from_stored(stored, out=given.out, summary_only=True)
 
 
 def stored_archs(records: list[ItemRecord]) -> list[ArchEntry]:

@@ -15,13 +15,13 @@ import torch
 from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, normalize
 from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.execution.runtime import device_name, resolve_device
-from ntknas.scoring import MetricValue, run_metrics
 from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.inputs.validation import seed as check_seed
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
-from ntknas.spaces import build_network, get_space
-from ntknas.spaces.init import INIT_SPACES, initialize
+from ntknas.scoring import MetricValue, run_metrics
+from ntknas.settings import network_builder
+from ntknas.spaces import get_space
 
 BUILTIN_BATCH_SIZE = 64
 
@@ -196,13 +196,8 @@ def score_architecture(
         raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
     torch.manual_seed(seed)
     measured_space = get_space(space)
-    options = measured_space.options_with(variant=variant)
-    if measured_space.name in INIT_SPACES:
-        options |= {"init": init, "bias_init": bias_init}
-    net = build_network(space, build_arg, num_classes, **options)
-    if measured_space.name not in INIT_SPACES:  # a user's space: initialized after its builder
-        initialize(net, measured_space.name, init, bias_init)
-    net = net.to(target_device)
+    build = network_builder(measured_space.name, num_classes, measured_space.options_with(variant=variant), init, bias_init)
+    net = build(build_arg).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     started = time.perf_counter()
     run = run_metrics(

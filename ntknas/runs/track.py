@@ -22,7 +22,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -30,17 +30,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ntknas.data import ImageDataset, dataset_info, label_sorted_batch, load_for_run
+from ntknas.data import ImageDataset, dataset_info, label_sorted_batch
 from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
-from ntknas.execution.runtime import environment, resolve_device
+from ntknas.execution.runtime import resolve_device
 from ntknas.inputs.selection import parse_positions
 from ntknas.inputs.validation import check_settings
 from ntknas.kernel.distances import kernel_distances
 from ntknas.report.tracking import ARCHS_META
-from ntknas.spaces import SearchSpace, build_network, get_space
-from ntknas.spaces.init import INIT_SPACES, init_identity, initialize
+from ntknas.runs.skeleton import LazyData, open_run
+from ntknas.settings import network_builder
+from ntknas.spaces import SearchSpace, get_space
+from ntknas.spaces.init import init_identity
 from ntknas.store import ResultStore
 
 log = logging.getLogger(__name__)
@@ -283,11 +285,7 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
 
 def track_build_options(config: TrackConfig) -> dict[str, Any]:
     """The space's build options with ``--variant`` where the space takes it, and ``network_options``."""
-    space = get_space(config.space)
-    options = space.options_with(variant=config.variant)
-    if space.name in INIT_SPACES:
-        options |= {"init": config.init, "bias_init": config.bias_init}
-    return options | dict(config.network_options)
+    return get_space(config.space).options_with(variant=config.variant) | dict(config.network_options)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -330,71 +328,86 @@ def run_track(
     info = train_set.info if train_set is not None else dataset_info(config.dataset)
     entries = list(archs) if archs is not None else select_track_archs(config)
     settings = config.store_settings() | {"dataset": info.name}
-    run_dir = Path(config.out)
     diverged: list[str] = []
-    # The executor first (e.g. joining a cluster): if it cannot start, nothing is stored.
-    with runner, ResultStore(run_dir) as store:
-        store.claim_settings("track", settings, force=config.force)
-        store.set_meta("last_command", command_line or "")
-        store.set_meta("environment", environment(device) | {"executor": runner.name})
-        store.set_meta("track_selection", {
-            "archs": config.archs, "archs_file": config.archs_file, "band": config.band, "sample": config.sample,
-            "sample_seed": config.sample_seed, "benchmark": config.benchmark, "epochs": config.epochs,
-        })
-        _register(store, entries)
-        epochs = config.measured_epochs()
-        status = {record["arch"]: record for record in store.get_meta(ARCHS_META) or []}
-        stored = store.tracked_epochs()
-        pending = [
-            e for e in entries
-            if status[e.key].get("status") != "diverged" and not set(epochs) <= stored.get(e.key, set())
-        ]
-        for entry in entries:
-            if entry not in pending and status[entry.key].get("status") == "running":
-                _set_status(store, entry.key, "done")
+    with open_run(config.out, "track", settings, runner=runner, device=device, force=config.force,
+                  command_line=command_line, meta={"track_selection": _selection(config)}) as run:
+        pending = _pending(run.store, config, entries)
         if pending:
-            if train_set is None:
-                train_set = load_for_run(info.name, config.data_dir, split="train", device=device)
-            else:
-                train_set = train_set.to(device)
-            batch = min(info.default_batch_size, len(train_set))
-            if config.samples > batch:
-                raise DataError(
-                    f"--samples {config.samples} is more than the label-sorted batch of {batch} images: "
-                    f"use --samples {batch} or fewer"
-                )
-            inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
-            wanted = _checkpoint_settings(settings)
-            context = TrackContext(config, wanted, inputs, train_set, config.device)
+            data = LazyData(info.name, config.data_dir, device, train=train_set)
+            context = TrackContext(config, _checkpoint_settings(settings), _kernel_inputs(config, data.train),
+                                   data.train, config.device)
             tasks = [
-                Task(TrackTask(entry, _load_checkpoint(checkpoint_path(run_dir, entry, config.space), entry, wanted)))
+                Task(TrackTask(entry, _load_checkpoint(checkpoint_path(run.run_dir, entry, config.space), entry,
+                                                       context.settings)))
                 for entry in pending
             ]
-            finished = 0
-            if on_progress is not None:
-                on_progress(0, len(pending), "")
-            for task, steps in runner.map(track_item, context, tasks):
-                entry = task.entry
-                _set_status(store, entry.key, "running")
-                label = f"[{finished + 1}/{len(pending)} #{entry.index}" + (
-                    f" acc {entry.accuracy:.2f}]" if entry.accuracy is not None else "]"
-                )
-                reason = _commit_steps(store, config, entry, steps, label)
-                if reason is None:
-                    _set_status(store, entry.key, "done")
-                else:
-                    _set_status(store, entry.key, "diverged", reason)
-                    diverged.append(entry.key)
-                finished += 1
-                if on_progress is not None:
-                    on_progress(finished, len(pending), entry.key)
+            run.map_and_commit(track_item, context, tasks, _commit_arch(run.store, config, len(pending), diverged),
+                               on_progress=on_progress, label=lambda task: task.entry.key)
         from ntknas.report.tracking import write_tracking_outputs
 
-        files = write_tracking_outputs(store)
+        files = write_tracking_outputs(run.store)
     return TrackOutcome(
         config=config, archs=entries, tracked=len(pending), skipped=len(entries) - len(pending),
-        diverged=diverged, seconds=time.perf_counter() - started, run_dir=run_dir, files=files,
+        diverged=diverged, seconds=time.perf_counter() - started, run_dir=Path(config.out), files=files,
     )
+
+
+def _selection(config: TrackConfig) -> dict[str, Any]:
+    return {
+        "archs": config.archs, "archs_file": config.archs_file, "band": config.band, "sample": config.sample,
+        "sample_seed": config.sample_seed, "benchmark": config.benchmark, "epochs": config.epochs,
+    }
+
+
+def _pending(store: ResultStore, config: TrackConfig, entries: Sequence[TrackArch]) -> list[TrackArch]:
+    """The architectures not tracked to every measured epoch (a diverged one is done); those
+    finished by an earlier run that was stopped before marking them are marked done."""
+    _register(store, entries)
+    epochs = set(config.measured_epochs())
+    status = {record["arch"]: record for record in store.get_meta(ARCHS_META) or []}
+    stored = store.tracked_epochs()
+    pending = [
+        e for e in entries if status[e.key].get("status") != "diverged" and not epochs <= stored.get(e.key, set())
+    ]
+    for entry in entries:
+        if entry not in pending and status[entry.key].get("status") == "running":
+            _set_status(store, entry.key, "done")
+    return pending
+
+
+def _kernel_inputs(config: TrackConfig, train_set: ImageDataset) -> torch.Tensor:
+    """The label-sorted images whose kernel is tracked."""
+    batch = min(train_set.info.default_batch_size, len(train_set))
+    if config.samples > batch:
+        raise DataError(
+            f"--samples {config.samples} is more than the label-sorted batch of {batch} images: "
+            f"use --samples {batch} or fewer"
+        )
+    inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
+    return inputs
+
+
+def _commit_arch(
+    store: ResultStore, config: TrackConfig, total: int, diverged: list[str]
+) -> Callable[[TrackTask, Iterable[TrackStep]], None]:
+    """Commit an architecture's epochs as they arrive, then mark it done or diverged."""
+    finished = [0]
+
+    def commit(task: TrackTask, steps: Iterable[TrackStep]) -> None:
+        entry = task.entry
+        _set_status(store, entry.key, "running")
+        label = f"[{finished[0] + 1}/{total} #{entry.index}" + (
+            f" acc {entry.accuracy:.2f}]" if entry.accuracy is not None else "]"
+        )
+        reason = _commit_steps(store, config, entry, steps, label)
+        if reason is None:
+            _set_status(store, entry.key, "done")
+        else:
+            _set_status(store, entry.key, "diverged", reason)
+            diverged.append(entry.key)
+        finished[0] += 1
+
+    return commit
 
 
 def _commit_steps(
@@ -529,10 +542,9 @@ def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> 
 
     config, entry, device = context.config, task.entry, torch.device(context.device)
     torch.manual_seed(config.model_seed)
-    net = build_network(config.space, entry.key, context.train_set.info.num_classes, **track_build_options(config))
-    if get_space(config.space).name not in INIT_SPACES:  # a user's space: initialized after its builder
-        initialize(net, config.space, config.init, config.bias_init)
-    net = net.to(device)
+    build = network_builder(config.space, context.train_set.info.num_classes, track_build_options(config),
+                            config.init, config.bias_init)
+    net = build(entry.key).to(device)
     trainer = Trainer(net, context.train_set, TrainConfig(seed=config.model_seed, batch_size=config.train_batch_size), device)
 
     def kernel() -> tuple[torch.Tensor, float]:

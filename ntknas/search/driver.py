@@ -389,7 +389,7 @@ class _Counters:
 def _stored_values(store: ResultStore, config: CorrelateConfig) -> dict[str, Evaluation]:
     """The values of ``config``'s one metric, BN mode and stage stored in ``store``, by arch."""
     assert config.seed is not None and config.batch_size is not None
-    metric, bn, epochs = config.metrics[0], config.bn_modes[0], config.train_epochs[0]
+    metric, bn, epochs = config.metric_names[0], config.bn_modes[0], config.train_epochs[0]
     rows = store.measurements(
         space=config.space, dataset=config.dataset, bn_mode=bn, train_epochs=epochs, seed=config.seed,
         batch_size=config.batch_size, protocol=config.protocol_tag, metric=metric,
@@ -467,7 +467,7 @@ class MetricProxy(ProxyEvaluator):
         rows = [
             m for m in cache.measurements(
                 space=config.space, arch=key, dataset=config.dataset, bn_mode=config.bn_modes[0], train_epochs=epochs,
-                seed=config.seed, batch_size=config.batch_size, protocol=config.protocol_tag, metric=config.metrics[0],
+                seed=config.seed, batch_size=config.batch_size, protocol=config.protocol_tag, metric=config.metric_names[0],
             )
         ]
         training = [
@@ -501,14 +501,14 @@ class MetricProxy(ProxyEvaluator):
         started = time.perf_counter()
         context = self._context_for_run()
         tasks = [Task(self._entry(key, arch), frozenset()) for key, arch in pending.items()]
-        direction = get_metric(self.config.metrics[0]).higher_is_better
+        direction = get_metric(self.config.metric_names[0]).higher_is_better
         done = 0
         if self.on_progress is not None:
             self.on_progress(0, len(tasks), "")
         for entry, results in self.executor.map(measure_item, context, tasks):
             for result in results:
                 self.store.commit_item(result.record, result.measurements, result.training)
-                (measurement,) = [m for m in result.measurements if m.metric == self.config.metrics[0]]
+                (measurement,) = [m for m in result.measurements if m.metric == self.config.metric_names[0]]
                 self.known[entry.key] = _evaluation(measurement, result.training, direction)
             done += 1
             if self.on_progress is not None:
@@ -534,7 +534,7 @@ def measurement_config(config: SearchConfig, metric: str, epochs: int, info: Dat
     return CorrelateConfig(
         space=config.space, dataset=config.dataset, data_dir=config.data_dir, batch_size=config.batch_size,
         bn_modes=(config.bn,), metrics=(metric,), train_epochs=(epochs,), out=config.out, device=config.device,
-        protocol=config.protocol, seed=config.model_seed, variant=config.variant, params=config.params,
+        protocol=config.protocol, model_seed=config.model_seed, variant=config.variant, params=config.params,
         network_options=dict(config.network_options), train_batch_size=config.train_batch_size,
         workers=config.workers, kernel=config.kernel, probes=config.probes, estimator_seed=config.estimator_seed,
         estimator=config.estimator,

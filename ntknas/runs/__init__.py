@@ -1,0 +1,1 @@
+"""The run commands: correlate, track, the score command, the demo, folder summaries."""
