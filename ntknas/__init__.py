@@ -61,6 +61,9 @@ _PUBLIC = {
     "SearchConfig": "ntknas.search.driver",
     "SearchOutcome": "ntknas.search.driver",
     "run_search": "ntknas.search.driver",
+    "available_strategies": "ntknas.search.strategies",
+    "get_strategy": "ntknas.search.strategies",
+    "register_strategy": "ntknas.search.strategies",
     "Executor": "ntknas.execution.executors",
     "SerialExecutor": "ntknas.execution.executors",
     "ProcessPoolExecutor": "ntknas.execution.executors",
@@ -118,6 +121,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.search.driver import SearchConfig as SearchConfig
     from ntknas.search.driver import SearchOutcome as SearchOutcome
     from ntknas.search.driver import run_search as run_search
+    from ntknas.search.strategies import available_strategies as available_strategies
+    from ntknas.search.strategies import get_strategy as get_strategy
+    from ntknas.search.strategies import register_strategy as register_strategy
     from ntknas.spaces import SearchSpace as SearchSpace
     from ntknas.spaces import SpaceProtocol as SpaceProtocol
     from ntknas.spaces import available_spaces as available_spaces

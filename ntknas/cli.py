@@ -466,7 +466,50 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track(commands)
     _add_search(commands)
     _add_report(commands)
+    _add_plugin_option(commands)
     return parser
+
+
+# --- plugins: --plugin PATH_OR_MODULE on every command, loaded before the parser exists ---------
+
+PLUGIN_HELP = (
+    "a .py file or an importable module that registers a space, dataset, metric, executor or search "
+    "strategy, loaded before anything else (repeatable; the ntknas.plugins entry points are always loaded)"
+)
+
+
+def _add_plugin_option(commands: argparse._SubParsersAction) -> None:
+    for command in commands.choices.values():
+        command.add_argument("--plugin", action="append", default=[], metavar="PATH_OR_MODULE", help=PLUGIN_HELP)
+
+
+def _plugin_arguments(arguments: Sequence[str]) -> list[str]:
+    """The --plugin values, read before parsing: what plugins register (a --space, a --strategy)
+    must be known before any name is checked."""
+    specs = []
+    for position, argument in enumerate(arguments):
+        if argument == "--":
+            break
+        if argument == "--plugin" and position + 1 < len(arguments):
+            specs.append(arguments[position + 1])
+        elif argument.startswith("--plugin="):
+            specs.append(argument.split("=", 1)[1])
+    return specs
+
+
+def _load_plugins(specs: Sequence[str], command: str) -> int | None:
+    """Load the plugins; the exit status of a one-line error, or None when all loaded."""
+    from ntknas.plugins import load_plugins
+
+    try:
+        load_plugins(specs)
+    except NtknasError as error:
+        print(f"{command}: error: {error}", file=sys.stderr)
+        return error.exit_status
+    return None
+
+
+# ------------------------------------------------------------------------------------------------
 
 
 class _CurrentStderr(logging.Handler):
@@ -495,8 +538,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     import shlex
 
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if (status := _load_plugins(_plugin_arguments(arguments), "ntknas")) is not None:
+        return status
     parser = build_parser()
     args = parser.parse_args(arguments)
+    if (status := _load_plugins(args.plugin, f"ntknas {args.command}")) is not None:  # abbreviated --plug
+        return status
     args.command_line = "ntknas " + " ".join(shlex.quote(a) for a in arguments)
     _show_library_logs()
     handler: Handler = args.handler

@@ -399,6 +399,7 @@ def test_cli_end_to_end(space, table, tmp_path, capsys):
         (["--time-budget", "0"], "argument --time-budget: must be a finite number of seconds > 0"),
         (["--cache", "NOWHERE"], "holds no results.sqlite"),
         (["--strategy", "two-stage", "--second-proxy", "nonsense"], "unknown metric 'nonsense'"),
+        (["--strategy", "random,random"], "--strategy names 'random' twice: name each strategy once"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(extra, message, space, table, tmp_path, capsys):

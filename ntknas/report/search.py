@@ -286,6 +286,7 @@ def _write_markdown(path: Path, summary: dict[str, Any], plot: bool) -> Path:
     if summary.get("command"):
         lines.append(f"- command: `{summary['command']}`")
     lines += [f"- {label}: {value}" for label, value in search_facts(summary)]
+    lines += [f"- warning: {line}" for line in summary.get("warnings", [])]
     lines += [
         "",
         "Accuracy is the reported target of each run's final choice (chosen by the proxy); ± is the "

@@ -53,7 +53,6 @@ from ntknas.runs.correlate import (
 from ntknas.search.strategies import (
     FIRST,
     SECOND,
-    STRATEGIES,
     Ask,
     Budget,
     Evaluation,
@@ -61,6 +60,7 @@ from ntknas.search.strategies import (
     Proposals,
     Search,
     StrategySettings,
+    available_strategies,
     get_strategy,
 )
 from ntknas.spaces import SearchSpace, get_space
@@ -126,17 +126,20 @@ class SearchConfig:
 
     def checked(self) -> SearchConfig:
         """The config with names normalized and every value checked (no file is read)."""
-        strategies = tuple(dict.fromkeys(s.strip().lower() for s in self.strategies if s.strip()))
-        if not strategies:
-            raise UnknownNameError(f"--strategy names no strategy: use one of {', '.join(STRATEGIES)}")
-        for name in strategies:
-            get_strategy(name)
+        named = [s.strip().lower() for s in self.strategies if s.strip()]
+        if not named:
+            raise UnknownNameError(f"--strategy names no strategy: use one of {', '.join(available_strategies())}")
+        repeated = next((name for i, name in enumerate(named) if name in named[:i]), None)
+        if repeated is not None:
+            raise NtknasError(f"--strategy names {repeated!r} twice: name each strategy once")
+        strategies = tuple(named)
+        second_stage = any(get_strategy(name).needs_second_proxy for name in strategies)
         proxies = tuple(dict.fromkeys(p.strip() for p in self.proxies if p.strip()))
         if not proxies:
             raise UnknownNameError("--proxy names no proxy: give a metric (e.g. synflow) or bench:COLUMN")
         for proxy in proxies:
             _check_proxy(proxy, "--proxy")
-        if "two-stage" in strategies:
+        if second_stage:
             _check_proxy(self.second_proxy, "--second-proxy")
         if self.protocol not in PROTOCOLS:
             raise UnknownNameError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
@@ -150,7 +153,7 @@ class SearchConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise NtknasError(f"{flag} must be an epoch count >= 0, got {value!r}")
         metric_proxies = [p for p in proxies if not p.startswith(TABLE_PREFIX)]
-        if "two-stage" in strategies and not self.second_proxy.startswith(TABLE_PREFIX):
+        if second_stage and not self.second_proxy.startswith(TABLE_PREFIX):
             metric_proxies.append(self.second_proxy.strip())
         check_kernel_choice(self.kernel, metric_proxies)
         self.estimator_settings  # noqa: B018 -- refuses a bad --probes or --estimator
@@ -201,7 +204,8 @@ def _check_proxy(proxy: str, flag: str) -> None:
 
 
 class SpaceProposals:
-    """A registered space as strategies see it (its official order and its mutation)."""
+    """A registered space as strategies see it (its official order, neighbourhood, mutation
+    and encoding)."""
 
     def __init__(self, space: SearchSpace) -> None:
         self.space = space
@@ -212,11 +216,17 @@ class SpaceProposals:
     def arch_at(self, position: int) -> Any:
         return self.space.arch_at(position)
 
+    def neighbours(self, arch: Any) -> list[Any]:
+        return self.space.neighbours(arch)
+
     def mutate(self, arch: Any, rng: np.random.Generator) -> Any:
         return self.space.mutate(arch, rng)
 
     def key(self, arch: Any) -> str:
         return self.space.key(arch)
+
+    def encode(self, arch: Any) -> np.ndarray:
+        return self.space.encode(arch)
 
 
 class TableProposals(SpaceProposals):
@@ -227,12 +237,18 @@ class TableProposals(SpaceProposals):
         super().__init__(space)
         self.benchmark = benchmark
         self.row_keys = benchmark.keys()
+        self._rows = set(self.row_keys)
 
     def size(self) -> int:
         return len(self.row_keys)
 
     def arch_at(self, position: int) -> Any:
         return self.benchmark.arch(self.row_keys[position])
+
+    def neighbours(self, arch: Any) -> list[Any]:
+        """The space's neighbours that are rows of the table (the only architectures this
+        search draws from)."""
+        return [n for n in self.space.neighbours(arch) if self.space.table_key(n) in self._rows]
 
 
 class SubsetProposals(SpaceProposals):
@@ -246,6 +262,7 @@ class SubsetProposals(SpaceProposals):
         super().__init__(space)
         self.archs = list(archs)
         self.distance = distance
+        self._members = {space.key(a): a for a in self.archs}
         if len({space.key(a) for a in self.archs}) < 2:
             raise NtknasError("a subset search needs at least two distinct architectures")
 
@@ -254,6 +271,11 @@ class SubsetProposals(SpaceProposals):
 
     def arch_at(self, position: int) -> Any:
         return self.archs[position]
+
+    def neighbours(self, arch: Any) -> list[Any]:
+        """The space's neighbours that are members of the list (as the list holds them)."""
+        keys = dict.fromkeys(self.space.key(n) for n in self.space.neighbours(arch))
+        return [self._members[k] for k in keys if k in self._members]
 
     def mutate(self, arch: Any, rng: np.random.Generator) -> Any:
         key = self.space.key(arch)
@@ -550,8 +572,8 @@ def measurement_config(config: SearchConfig, metric: str, epochs: int, info: Dat
 class _SearchPlan:
     strategy: str
     label: str
-    first: ProxyEvaluator
-    second: ProxyEvaluator | None
+    evaluators: dict[str, ProxyEvaluator]
+    """The proxy of each stage the strategy declares."""
 
 
 @dataclass
@@ -564,10 +586,13 @@ class _Run:
     ask: Ask | None = None
 
     def evaluator(self, stage: str) -> ProxyEvaluator:
-        if stage == SECOND:
-            assert self.plan.second is not None
-            return self.plan.second
-        return self.plan.first
+        evaluator = self.plan.evaluators.get(stage)
+        if evaluator is None:
+            raise NtknasError(
+                f"search strategy {self.plan.strategy!r} asked for stage {stage!r}, which it does not declare: "
+                f"add it to the strategy's stages (declared: {', '.join(self.plan.evaluators)})"
+            )
+        return evaluator
 
 
 @dataclass
@@ -580,6 +605,9 @@ class SearchOutcome:
     seconds: float
     run_dir: Path
     files: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    """What the strategies said a user should know about these settings (also logged, and in
+    summary.json)."""
 
 
 def run_search(
@@ -647,12 +675,13 @@ def run_search(
                 return evaluators[(proxy, epochs)]
 
             plans = []
-            for strategy in config.strategies:
+            for strategy in map(get_strategy, config.strategies):
                 for proxy in config.proxies:
-                    first = evaluator(proxy, config.proxy_epochs)
-                    second = evaluator(config.second_proxy, config.second_epochs) if strategy == "two-stage" else None
-                    label = first.label if second is None else f"{first.label} → {second.label} (top {config.top_k})"
-                    plans.append(_SearchPlan(strategy, label, first, second))
+                    stage_proxies = _stage_proxies(config, proxy)
+                    stages = {stage: evaluator(*stage_proxies[stage]) for stage in strategy.stages}
+                    label = strategy.label([e.label for e in stages.values()], _strategy_settings(config))
+                    plans.append(_SearchPlan(strategy.name, label, stages))
+            warnings = _strategy_warnings(config)
             runs = _drive(plans, proposals, config)
             rows = _rows(runs, reported, space)
             best, best_key = reported.best()
@@ -667,6 +696,8 @@ def run_search(
                 "measured_now": {"architectures": counters.measured, "seconds": round(counters.seconds, 3),
                                  "from_cache": counters.from_cache, "device": device_name(device)},
             }
+            if warnings:
+                extra["warnings"] = warnings
             files = write_search_outputs(run_dir, spec, rows, extra)
             records = summarize_search(rows, spec)
     finally:
@@ -674,12 +705,37 @@ def run_search(
             cache.close()
     return SearchOutcome(
         config=config, rows=rows, records=records, measured=counters.measured, from_cache=counters.from_cache,
-        seconds=time.perf_counter() - started, run_dir=run_dir, files=files,
+        seconds=time.perf_counter() - started, run_dir=run_dir, files=files, warnings=warnings,
     )
 
 
+def _stage_proxies(config: SearchConfig, proxy: str) -> dict[str, tuple[str, int]]:
+    """The proxy and training epochs of each stage a strategy may declare, for one --proxy."""
+    return {FIRST: (proxy, config.proxy_epochs), SECOND: (config.second_proxy, config.second_epochs)}
+
+
 def _all_proxies(config: SearchConfig) -> list[str]:
-    return list(config.proxies) + ([config.second_proxy] if "two-stage" in config.strategies else [])
+    """Every proxy the strategies' declared stages use."""
+    stages = {stage for name in config.strategies for stage in get_strategy(name).stages}
+    return list(dict.fromkeys(
+        proxy for first in config.proxies
+        for stage, (proxy, _) in _stage_proxies(config, first).items() if stage in stages
+    ))
+
+
+def _strategy_settings(config: SearchConfig) -> StrategySettings:
+    return StrategySettings(population=config.population, tournament=config.tournament, top_k=config.top_k)
+
+
+def _strategy_warnings(config: SearchConfig) -> list[str]:
+    """Each strategy's caveats for these settings, logged once per command (not once per run)."""
+    budget = Budget(config.candidates, config.time_budget)
+    warnings = [
+        line for name in config.strategies for line in get_strategy(name).caveats(_strategy_settings(config), budget)
+    ]
+    for line in warnings:
+        log.warning("%s", line)
+    return warnings
 
 
 def _table_proxy(label: str, proxy: str, config: SearchConfig, benchmark: Benchmark | None, space: SearchSpace) -> TableProxy:
@@ -722,7 +778,7 @@ def _drive(plans: Sequence[_SearchPlan], proposals: Proposals, config: SearchCon
     """Advance every run of every search in lockstep, scoring each round's asks in one batch
     per proxy."""
     budget = Budget(config.candidates, config.time_budget)
-    settings = StrategySettings(population=config.population, tournament=config.tournament, top_k=config.top_k)
+    settings = _strategy_settings(config)
     runs = []
     for plan in plans:
         strategy = get_strategy(plan.strategy)

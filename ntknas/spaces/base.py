@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from ntknas.errors import InvalidArchError, UnknownNameError
+from ntknas.errors import InvalidArchError, NtknasError, UnknownNameError
 
 
 @dataclass(frozen=True)
@@ -117,6 +117,14 @@ class SearchSpace(ABC):
         if not options:
             raise InvalidArchError(f"architecture {self.key(arch)} has no neighbour to mutate to")
         return options[int(rng.integers(len(options)))]
+
+    def encode(self, arch: Any) -> np.ndarray:
+        """A fixed-length float vector of ``arch``, the same length for every architecture of the
+        space (for model-based strategies). Optional: a space without one says so."""
+        raise NtknasError(
+            f"the {self.title or self.name} space has no numeric encoding of its architectures: "
+            "implement encode(arch) in its SearchSpace to use a model-based strategy"
+        )
 
     # ------------------------------------------------------------------ network
 

@@ -588,6 +588,23 @@ class NB101Space(SearchSpace):
                     offer(spec.adjacency, spec.ops[:v] + (op,) + spec.ops[v + 1:])
         return found
 
+    def encode(self, arch: Any) -> np.ndarray:
+        """The pruned cell padded to :data:`MAX_VERTICES` (empty vertices inserted before the
+        output): the upper triangle of its adjacency (21 values, row-major) then the one-hot op of
+        each of the 5 interior vertices (:data:`NB101_OPS` order; zeros for an empty one), 36
+        values. Isomorphic cells written with other vertex orders may encode differently."""
+        spec = self.coerce(arch).pruned()
+        n = spec.num_vertices
+        slot = [v if v < n - 1 else MAX_VERTICES - 1 for v in range(n)]
+        adjacency = np.zeros((MAX_VERTICES, MAX_VERTICES))
+        ops = np.zeros((MAX_VERTICES - 2, len(NB101_OPS)))
+        for i in range(n):
+            for j in range(i + 1, n):
+                adjacency[slot[i], slot[j]] = spec.adjacency[i][j]
+        for v in range(1, n - 1):
+            ops[v - 1, NB101_OPS.index(spec.ops[v])] = 1.0
+        return np.concatenate([adjacency[np.triu_indices(MAX_VERTICES, k=1)], ops.ravel()])
+
     def build(self, arch: Any, num_classes: int, **options: Any) -> nn.Module:
         return build_nb101(self.coerce(arch), num_classes=num_classes, **options)
 

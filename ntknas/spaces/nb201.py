@@ -584,6 +584,14 @@ class NB201Space(SearchSpace):
             if op != ops[edge]
         ]
 
+    def encode(self, arch: NB201Arch) -> np.ndarray:
+        """One-hot of each edge's op: 6 edges × 5 ops (edge-major, :data:`NB201_EDGES` and
+        :data:`NB201_OPS` order), 30 values."""
+        vector = np.zeros((len(NB201_EDGES), len(NB201_OPS)))
+        for edge, op in enumerate(resolve_arch(arch).ops):
+            vector[edge, NB201_OPS.index(op)] = 1.0
+        return vector.ravel()
+
     def build(self, arch: object, num_classes: int, **options: Any) -> nn.Module:
         return build_nb201(arch, num_classes=num_classes, **options)  # type: ignore[arg-type]
 
