@@ -8,6 +8,7 @@ README's "Exit statuses" lists them all).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -58,9 +59,8 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics", type=T.text, help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga)")
     parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters (default: weights without the classifier)")
     parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant")
-    parser.add_argument("--strategy", type=T.text, default="auto", help="kernel strategy: auto | per_sample | batched | loop")
-    parser.add_argument("--chunk-size", type=T.positive_int, help="kernel rows computed at once (bounds memory)")
-    parser.add_argument("--seed", type=T.seed, default=42, help="model and data seed (default 42, the study's)")
+    parser.add_argument("--model-seed", type=T.seed, default=42, help="model and data seed (default 42, the study's)")
+    parser.add_argument("--seed", type=T.seed, dest="legacy_seed", help=argparse.SUPPRESS)
     parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_init_options(parser)
@@ -70,30 +70,17 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
 
 def _run_score(args: argparse.Namespace) -> int:
     from ntknas.runs.score_command import score_architecture
+    from ntknas.settings import KernelSettings, from_args
 
+    if args.legacy_seed is not None:  # one meaning per flag: --seed draws samples elsewhere
+        print("ntknas score: --seed is deprecated, it is the model seed: use --model-seed", file=sys.stderr)
+        args.model_seed = args.legacy_seed
+    kernel = dataclasses.asdict(from_args(KernelSettings, args))
     outcome = score_architecture(
-        space=args.space,
-        arch=args.arch,
-        index=args.index,
-        benchmark=args.benchmark,
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        batch_file=args.batch_file,
-        batch_size=args.batch_size,
-        bn_mode=args.bn,
-        **_metrics_option(args),
-        params=args.params,
-        variant=args.variant,
-        strategy=args.strategy,
-        chunk_size=args.chunk_size,
-        seed=args.seed,
-        device=args.device,
-        init=args.init,
-        bias_init=args.bias_init,
-        kernel=args.kernel,
-        probes=args.probes,
-        estimator_seed=args.estimator_seed,
-        estimator=args.estimator,
+        space=args.space, arch=args.arch, index=args.index, benchmark=args.benchmark, dataset=args.dataset,
+        data_dir=args.data_dir, batch_file=args.batch_file, batch_size=args.batch_size, bn_mode=args.bn,
+        **_metrics_option(args), params=args.params, variant=args.variant, seed=args.model_seed,
+        device=args.device, init=args.init, bias_init=args.bias_init, **kernel,
     )
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
@@ -102,29 +89,10 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-INIT_HELP = (
-    "weight initialization after construction: study (default: NB101 re-initialized as the study "
-    "did, NB201 and custom keep PyTorch's) | default (PyTorch's) | xavier | kaiming | zero "
-    "(conv and linear weights)"
-)
-BIAS_INIT_HELP = "conv and linear biases: default (as --init leaves them) | zero"
-
-
 def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
-    from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, ESTIMATORS
+    from ntknas.settings import KernelSettings, add_options
 
-    group = parser.add_argument_group("kernel")
-    group.add_argument("--kernel", default="exact", choices=["exact", "matrix-free"],
-                       help="exact: the B×B kernel (every metric); matrix-free: knas and the LGA numerator exact "
-                            "from a few backward passes, trace/fnorm/lga by a seeded randomized estimate with a "
-                            "standard error, no B×B kernel (tenas and ntk_rank need --kernel exact)")
-    group.add_argument("--probes", type=T.positive_int, default=DEFAULT_PROBES,
-                       help=f"with --kernel matrix-free: random probes per estimate (default {DEFAULT_PROBES}, "
-                            "chosen by perf/matrix_free_fidelity.py)")
-    group.add_argument("--estimator", default=DEFAULT_ESTIMATOR, choices=list(ESTIMATORS),
-                       help=f"with --kernel matrix-free: xnys (exchangeable Nyström, fewer products for the same "
-                            f"accuracy) or hutch++ (the estimator of earlier matrix-free runs) (default {DEFAULT_ESTIMATOR})")
-    group.add_argument("--estimator-seed", type=T.seed, default=0, help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
+    add_options(parser.add_argument_group("kernel"), KernelSettings)
 
 
 def _metrics_option(args: argparse.Namespace) -> dict[str, Any]:
@@ -139,10 +107,9 @@ def _metrics_option(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_init_options(parser: argparse.ArgumentParser) -> None:
-    from ntknas.spaces.init import BIAS_INITS, WEIGHT_INITS
+    from ntknas.settings import MeasureSettings, add_options
 
-    parser.add_argument("--init", default="study", choices=WEIGHT_INITS, help=INIT_HELP)
-    parser.add_argument("--bias-init", default="default", choices=BIAS_INITS, help=BIAS_INIT_HELP)
+    add_options(parser, MeasureSettings, only=["init", "bias_init"])
 
 
 def _add_executor_options(parser: argparse.ArgumentParser) -> None:
@@ -180,13 +147,13 @@ def _add_correlate(commands: argparse._SubParsersAction) -> None:
         ),
     )
     from ntknas.runs.correlate import CorrelateConfig
-    from ntknas.settings import KernelSettings, MeasureSettings, add_options
+    from ntknas.settings import KernelSettings, add_options
 
     kernel_fields = [f.name for f in fields(KernelSettings)]
     add_options(parser, CorrelateConfig, skip=kernel_fields + ["init", "bias_init"], required=["out"])
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    add_options(parser, MeasureSettings, only=["init", "bias_init"])
-    add_options(parser.add_argument_group("kernel"), KernelSettings)
+    _add_init_options(parser)
+    _add_kernel_options(parser)
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_correlate)
 
@@ -286,32 +253,14 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
             "rerun the same command after a kill; a larger --epochs continues training."
         ),
     )
-    parser.add_argument("--space", type=T.text, default="nb201", help="a space with an official order (default nb201)")
+    from ntknas.runs.track import TrackConfig
+    from ntknas.settings import add_options
+
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--archs", type=T.text, help="NB201 indices, ranges START:STOP, 6-digit op codes or arch strings, comma-separated, e.g. 6111,1")
-    which.add_argument("--band", type=T.text, help="COLUMN:LOW:HIGH: architectures whose --benchmark column lies in [LOW, HIGH], e.g. cifar10_test:92.4:92.9")
-    which.add_argument("--archs-file", type=T.text, help="the NB201 architectures FILE lists, one index/arch string/op codes per line, in its order")
-    parser.add_argument("--sample", type=T.positive_int, help="track a seeded random sample of K architectures of --band (or --archs, or all)")
-    parser.add_argument("--seed", type=T.seed, default=42, help="seed of --sample (default 42)")
-    parser.add_argument("--dataset", type=T.text, default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
-    parser.add_argument("--data-dir", type=T.text, help="folder with the dataset in its official format")
-    parser.add_argument("--benchmark", type=T.text, help="NB201 CSV/.pth: accuracies to colour the curves by (needed for --band)")
-    parser.add_argument("--target", type=T.text, help="accuracy column (default: the --band column, else cifar10_valid_test)")
-    parser.add_argument("--epochs", type=T.nonnegative_int, default=100, help="training epochs (default 100, the study's)")
-    parser.add_argument("--every", type=T.positive_int, default=1, help="measure the kernel every k epochs (default 1)")
-    parser.add_argument("--samples", type=T.positive_int, default=1, help="images in the kernel (default 1: a C×C kernel)")
-    parser.add_argument("--forward", default="per-image", choices=["per-image", "batch"], help="with --samples > 1: each image's Jacobian from its own forward pass (per-image, the study's; default) or one forward of all images (batch; batch-statistics BatchNorm then couples them)")
-    parser.add_argument("--out", type=T.text, required=True, help="run folder (results.sqlite, track.csv, plots, checkpoints/)")
-    parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--train-batch-size", type=T.positive_int, default=1024, help="SGD batch size (default 1024, the study's)")
-    parser.add_argument("--model-seed", type=T.seed, default=42, help="network and training seed (default 42)")
-    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
+    add_options(which, TrackConfig, only=["archs", "band", "archs_file"])
+    add_options(parser, TrackConfig, skip=["archs", "band", "archs_file", "init", "bias_init"], required=["out"])
     parser.add_argument("--channels", type=T.positive_int, help="NB201 stem channels (default 16; smaller for quick trials)")
     parser.add_argument("--cells-per-stage", type=T.positive_int, help="NB201 cells per stage (default 5; smaller for quick trials)")
-    parser.add_argument("--strategy", type=T.text, default="batched", help="kernel strategy: batched | loop (default batched; both exact and deterministic)")
-    parser.add_argument("--chunk-size", type=T.positive_int, help="kernel rows computed at once (bounds memory)")
-    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
-    parser.add_argument("--workers", type=T.positive_int, default=1, help="architectures tracked at once in worker processes sharing the device (default 1)")
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress lines")
     _add_init_options(parser)
     _add_executor_options(parser)
@@ -321,21 +270,14 @@ def _add_track(commands: argparse._SubParsersAction) -> None:
 def _run_track(args: argparse.Namespace) -> int:
     from ntknas.report.tracking import TRACK_CSV
     from ntknas.runs.track import TrackConfig, run_track
+    from ntknas.settings import from_args
 
     options = {}
     if args.channels is not None:
         options["channels"] = args.channels
     if args.cells_per_stage is not None:
         options["cells_per_stage"] = args.cells_per_stage
-    config = TrackConfig(
-        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
-        target=args.target, archs=args.archs, band=args.band, sample=args.sample, sample_seed=args.seed,
-        epochs=args.epochs, every=args.every, samples=args.samples, out=args.out, device=args.device,
-        variant=args.variant, network_options=options, train_batch_size=args.train_batch_size,
-        model_seed=args.model_seed, strategy=args.strategy, chunk_size=args.chunk_size, force=args.force,
-        workers=args.workers,
-        init=args.init, bias_init=args.bias_init, archs_file=args.archs_file, forward=args.forward,
-    )
+    config = from_args(TrackConfig, args, network_options=options)
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)
     executor = _executor(args)
@@ -361,59 +303,25 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
             "folders; resumable: rerun the same command after a kill."
         ),
     )
-    parser.add_argument("--space", type=T.text, default="nb201", help="nb201 | nb101 | any registered space (default nb201)")
-    parser.add_argument("--dataset", type=T.text, default="cifar10", help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
-    parser.add_argument("--data-dir", type=T.text, help="folder with the dataset in its official format (needed only for values not stored yet)")
-    parser.add_argument("--benchmark", type=T.text, required=True, help="ground truth table: NB201 CSV/.pth or NB101 table (.npz/.csv)")
-    parser.add_argument("--target", type=T.text, help="reported accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)")
-    parser.add_argument("--strategy", default="random", type=T.names, help="random | rea | two-stage, or a comma-separated list (default random)")
-    parser.add_argument("--proxy", required=True, type=T.names, help="metric name(s), e.g. synflow,naswot, or bench:COLUMN (comma-separated)")
-    parser.add_argument("--proxy-table", type=T.text, help="table for bench:COLUMN proxies (default: --benchmark), e.g. nb201_supplementary.csv")
-    parser.add_argument("--proxy-epochs", type=T.nonnegative_int, default=0, help="train each network this many epochs before measuring the proxy (default 0: at initialization)")
-    parser.add_argument("--candidates", type=T.positive_int, help="architectures scored per run (default 100 unless only --time-budget is given)")
-    parser.add_argument("--time-budget", type=T.positive_seconds, metavar="SECONDS", help="stop a run once its accounted cost (device seconds of proxies and training) reaches this")
-    parser.add_argument("--runs", type=T.positive_int, default=10, help="independent runs; run r uses seed --seed + r (default 10)")
-    parser.add_argument("--seed", type=T.seed, default=0, help="seed of run 0 (default 0)")
-    parser.add_argument("--population", type=T.positive_int, default=10, help="REA population (default 10, the NAS-Bench-201 paper's)")
-    parser.add_argument("--tournament", type=T.positive_int, default=3, help="REA tournament sample (default 3, the NAS-Bench-201 paper's)")
-    parser.add_argument("--top-k", type=T.positive_int, default=10, help="two-stage: candidates kept for the second proxy (default 10)")
-    parser.add_argument("--second-proxy", type=T.text, default="lga", help="two-stage: metric measured after training (default lga)")
-    parser.add_argument("--second-epochs", type=T.nonnegative_int, default=1, help="two-stage: epochs trained before the second proxy (default 1)")
-    parser.add_argument("--cache", type=T.text, action="append", default=[], metavar="RUN_DIR", help="reuse values stored in another correlate or search run folder (repeatable)")
-    parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode of the proxies (default train)")
-    parser.add_argument("--protocol", default="study", choices=["study", "zc"], help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
-    parser.add_argument("--batch-size", type=T.positive_int, help="measurement batch (default: the protocol's)")
-    parser.add_argument("--model-seed", type=T.seed, help="model and data seed of the measurements (default: the protocol's, 42)")
-    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
-    parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters")
-    parser.add_argument("--train-batch-size", type=T.positive_int, default=1024, help="SGD batch size for --proxy-epochs / --second-epochs (default 1024)")
-    parser.add_argument("--out", type=T.text, required=True, help="run folder (results.sqlite, search.csv, summary.json, summary.md, plot)")
-    parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
-    parser.add_argument("--workers", type=T.positive_int, default=1, help="worker processes measuring proxies (default 1)")
-    parser.add_argument("--force", action="store_true", help="write into a run folder that holds other settings")
+    from ntknas.search.driver import SearchConfig
+    from ntknas.settings import KernelSettings, MeasureSettings, add_options
+
+    kernel_fields = [f.name for f in fields(KernelSettings)]
+    add_options(parser, SearchConfig, skip=kernel_fields + ["init", "bias_init", "nb101_stem_channels"],
+                required=["out", "benchmark", "proxies"], defaults={"candidates": None, "cache": []})
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
-    _add_kernel_options(parser)
+    add_options(parser, MeasureSettings, only=["init", "bias_init", "nb101_stem_channels"])
+    add_options(parser.add_argument_group("kernel"), KernelSettings, skip=["strategy"])
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_search)
 
 
 def _run_search(args: argparse.Namespace) -> int:
     from ntknas.search.driver import SearchConfig, run_search
+    from ntknas.settings import from_args
 
-    candidates = args.candidates
-    if candidates is None and args.time_budget is None:
-        candidates = 100
-    config = SearchConfig(
-        space=args.space, dataset=args.dataset, data_dir=args.data_dir, benchmark=args.benchmark,
-        target=args.target, strategies=args.strategy, proxies=args.proxy, proxy_table=args.proxy_table,
-        proxy_epochs=args.proxy_epochs, second_proxy=args.second_proxy, second_epochs=args.second_epochs,
-        top_k=args.top_k, population=args.population, tournament=args.tournament, candidates=candidates,
-        time_budget=args.time_budget, runs=args.runs, seed=args.seed, bn=args.bn, protocol=args.protocol,
-        batch_size=args.batch_size, model_seed=args.model_seed, variant=args.variant, params=args.params,
-        train_batch_size=args.train_batch_size, cache=tuple(args.cache), out=args.out, device=args.device,
-        workers=args.workers, force=args.force, kernel=args.kernel, probes=args.probes,
-        estimator_seed=args.estimator_seed, estimator=args.estimator,
-    )
+    candidates = args.candidates if args.candidates is not None or args.time_budget is not None else 100
+    config = from_args(SearchConfig, args, cache=tuple(args.cache), candidates=candidates)
     if args.no_progress:
         logging.getLogger("ntknas").setLevel(logging.WARNING)
     progress = Progress("archs", enabled=False if args.no_progress else None)

@@ -266,13 +266,12 @@ def add_options(
         kwargs: dict[str, Any] = {"dest": item.name, "help": (help or {}).get(item.name, meta["help"])}
         if meta.get("action"):
             kwargs["action"] = meta["action"]
-        else:
-            if meta.get("parse") is not None:
-                kwargs["type"] = for_argparse(meta["parse"])
-            if meta.get("choices") is not None:
-                kwargs["choices"] = list(meta["choices"])
-            if meta.get("metavar"):
-                kwargs["metavar"] = meta["metavar"]
+        elif meta.get("parse") is not None:
+            kwargs["type"] = for_argparse(meta["parse"])
+        if meta.get("choices") is not None:
+            kwargs["choices"] = list(meta["choices"])
+        elif meta.get("action") != "store_true":  # the flag's own name, not the field's
+            kwargs["metavar"] = meta.get("metavar") or meta["flag"].lstrip("-").replace("-", "_").upper()
         if item.name in needed:
             kwargs["required"] = True
         elif defaults is not None and item.name in defaults:

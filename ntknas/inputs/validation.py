@@ -135,56 +135,6 @@ def optional(flag: str, check: Callable[[Any], T], value: Any) -> T | None:
     return None if value is None else flagged(flag, check, value)
 
 
-# (attribute, flag, check, may be None) of each experiment's settings. The attribute names are
-# the library's; the flags are what a user of the command line typed.
-_Check = tuple[str, str, Callable[[Any], Any], bool]
-_COMMON: list[_Check] = [
-    ("space", "--space", nonempty_text, False),
-    ("dataset", "--dataset", nonempty_text, False),
-    ("data_dir", "--data-dir", nonempty_text, True),
-    ("benchmark", "--benchmark", nonempty_text, True),
-    ("target", "--target", nonempty_text, True),
-    ("out", "--out", nonempty_text, False),
-    ("archs", "--archs", nonempty_text, True),
-    ("archs_file", "--archs-file", nonempty_text, True),
-    ("sample", "--sample", positive_int, True),
-    ("sample_seed", "--seed", seed, False),
-    ("batch_size", "--batch-size", positive_int, True),
-    ("train_batch_size", "--train-batch-size", positive_int, False),
-    ("chunk_size", "--chunk-size", positive_int, True),
-    ("workers", "--workers", positive_int, False),
-]
-SETTINGS_CHECKS: dict[str, list[_Check]] = {
-    "CorrelateConfig": _COMMON + [
-        ("seed", "--model-seed", seed, True),
-        ("nb101_stem_channels", "--nb101-stem-channels", positive_int, False),
-        ("time_budget", "--time-budget", nonnegative_seconds, True),
-    ],
-    "TrackConfig": _COMMON + [
-        ("model_seed", "--model-seed", seed, False),
-        ("data_seed", "data_seed", seed, False),
-        ("band", "--band", nonempty_text, True),
-    ],
-    "SearchConfig": _COMMON + [
-        ("seed", "--seed", seed, False),
-        ("model_seed", "--model-seed", seed, True),
-        ("candidates", "--candidates", positive_int, True),
-        ("proxy_table", "--proxy-table", nonempty_text, True),
-    ],
-}
-
-
-def check_settings(config: Any) -> None:
-    """Refuse an experiment's settings that no run can have, naming the command-line flag."""
-    for attribute, flag, check, may_be_none in SETTINGS_CHECKS.get(type(config).__name__, []):
-        if not hasattr(config, attribute):
-            continue
-        value = getattr(config, attribute)
-        if value is None and may_be_none:
-            continue
-        flagged(flag, check, value)
-
-
 def check_batch_fits(batch_size: int, available: int, images: str, flag: str = "--batch-size") -> None:
     """Refuse a batch larger than the split it is drawn from, naming the flag."""
     if batch_size > available:
@@ -192,7 +142,7 @@ def check_batch_fits(batch_size: int, available: int, images: str, flag: str = "
 
 
 __all__ = [
-    "SEED_MAX", "SETTINGS_CHECKS", "InputError", "check_batch_fits", "check_settings", "epoch_list", "flagged", "name_list", "nonempty_text", "nonnegative_int",
+    "SEED_MAX", "InputError", "check_batch_fits", "epoch_list", "flagged", "name_list", "nonempty_text", "nonnegative_int",
     "nonnegative_number", "nonnegative_seconds", "optional", "positive_int", "positive_number",
     "positive_seconds", "seed",
 ]

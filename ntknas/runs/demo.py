@@ -160,7 +160,7 @@ def run_demo_search(out: str | Path = "runs/demo", config: DemoConfig = DemoConf
     search_config = SearchConfig(
         space="nb201", dataset=train_set.info.name, strategies=("random", "rea"), proxies=(config.search_metric,),
         candidates=min(config.search_candidates, len(archs)), runs=config.search_runs,
-        population=config.search_population, tournament=config.search_tournament, bn="train",
+        population=config.search_population, tournament=config.search_tournament, bn_modes=("train",),
         batch_size=config.batch_size, model_seed=config.model_seed,
         network_options={"channels": config.channels, "cells_per_stage": config.cells_per_stage},
         cache=(str(out),), out=str(out / SEARCH_FOLDER),

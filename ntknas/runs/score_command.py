@@ -17,10 +17,10 @@ from ntknas.errors import DataError, InvalidArchError, NtknasError
 from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.inputs.validation import seed as check_seed
-from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
+from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.scoring import MetricValue, run_metrics
-from ntknas.settings import network_builder
+from ntknas.settings import KernelSettings, network_builder
 from ntknas.spaces import get_space
 
 BUILTIN_BATCH_SIZE = 64
@@ -160,15 +160,15 @@ def score_architecture(
     estimator_seed: int = 0,
     estimator: str = DEFAULT_ESTIMATOR,
 ) -> ScoreOutcome:
-    flagged("--seed", check_seed, seed)
+    flagged("--model-seed", check_seed, seed)
     optional("--batch-size", positive_int, batch_size)
-    optional("--chunk-size", positive_int, chunk_size)
     optional("--arch", nonempty_text, arch)
     optional("--batch-file", nonempty_text, batch_file)
     optional("--dataset", nonempty_text, dataset)
     if batch_file and not dataset:
         load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
-    settings = EstimatorSettings(probes=probes, seed=estimator_seed, estimator=estimator)
+    kernel_settings = KernelSettings(kernel=kernel, strategy=strategy, chunk_size=chunk_size, probes=probes,
+                                     estimator=estimator, estimator_seed=estimator_seed)
     check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
@@ -202,11 +202,11 @@ def score_architecture(
     started = time.perf_counter()
     run = run_metrics(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
-        kernel=kernel, estimator=settings,
+        kernel=kernel, estimator=kernel_settings.estimator_settings,
     )
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
         device_name(target_device), seconds, run.values,
-        None if kernel == "exact" else {"kind": kernel, **settings.identity()},
+        kernel_settings.kernel_identity,
     )

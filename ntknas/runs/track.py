@@ -31,24 +31,23 @@ import numpy as np
 import torch
 
 from ntknas.data import ImageDataset, dataset_info, label_sorted_batch
-from ntknas.errors import DataError, InvalidArchError, NtknasError, UnknownNameError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import resolve_device
+from ntknas.inputs import validation as check
 from ntknas.inputs.selection import parse_positions
-from ntknas.inputs.validation import check_settings
 from ntknas.kernel.distances import kernel_distances
+from ntknas.kernel.ntk import FORWARDS
 from ntknas.report.tracking import ARCHS_META
 from ntknas.runs.skeleton import LazyData, open_run
-from ntknas.settings import network_builder
+from ntknas.settings import INIT_HELP, check_fields, network_builder, setting
 from ntknas.spaces import SearchSpace, get_space
-from ntknas.spaces.init import init_identity
+from ntknas.spaces.init import BIAS_INITS, WEIGHT_INITS, init_identity
 from ntknas.store import ResultStore
 
 log = logging.getLogger(__name__)
 
-_IDENTITY = {"identity": True}
-"""Field metadata: the setting is part of the run's identity (which stored results a rerun reuses)."""
 TRACKED_KERNEL = "full per-logit, eval BN, all parameters"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FORMAT = 1
@@ -142,60 +141,77 @@ class TrackConfig:
     and its training (CLI ``--model-seed``); ``data_seed`` draws the label-sorted batch.
     """
 
-    space: str = field(default="nb201", metadata=_IDENTITY)
-    dataset: str = field(default="cifar10", metadata=_IDENTITY)
-    data_dir: str | None = None
-    benchmark: str | None = None
-    target: str | None = None
-    archs: str | None = None
-    band: str | None = None
-    sample: int | None = None
-    sample_seed: int = 42
-    epochs: int = 100
-    every: int = field(default=1, metadata=_IDENTITY)
-    samples: int = field(default=1, metadata=_IDENTITY)
-    out: str = "runs/track"
-    device: str = "cpu"
-    variant: str = field(default="study", metadata=_IDENTITY)
-    network_options: dict[str, Any] = field(default_factory=dict, metadata=_IDENTITY)
-    train_batch_size: int = field(default=1024, metadata=_IDENTITY)
-    model_seed: int = field(default=42, metadata=_IDENTITY)
-    data_seed: int = field(default=42, metadata=_IDENTITY)
-    strategy: str = "batched"
-    chunk_size: int | None = None
-    force: bool = False
-    workers: int = 1
-    init: str = "study"
-    bias_init: str = "default"
-    archs_file: str | None = None
-    forward: str = "per-image"
+    space: str = setting("nb201", flag="--space", parse=check.nonempty_text, identity=True,
+                         help="a space with an official order (default nb201)")
+    dataset: str = setting("cifar10", flag="--dataset", parse=check.nonempty_text, identity=True,
+                           help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
+    data_dir: str | None = setting(None, flag="--data-dir", parse=check.nonempty_text,
+                                   help="folder with the dataset in its official format")
+    benchmark: str | None = setting(None, flag="--benchmark", parse=check.nonempty_text,
+                                    help="NB201 CSV/.pth: accuracies to colour the curves by (needed for --band)")
+    target: str | None = setting(None, flag="--target", parse=check.nonempty_text,
+                                 help="accuracy column (default: the --band column, else cifar10_valid_test)")
+    archs: str | None = setting(
+        None, flag="--archs", parse=check.nonempty_text,
+        help="NB201 indices, ranges START:STOP, 6-digit op codes or arch strings, comma-separated, e.g. 6111,1",
+    )
+    band: str | None = setting(
+        None, flag="--band", parse=check.nonempty_text,
+        help="COLUMN:LOW:HIGH: architectures whose --benchmark column lies in [LOW, HIGH], e.g. cifar10_test:92.4:92.9",
+    )
+    sample: int | None = setting(None, flag="--sample", parse=check.positive_int,
+                                 help="track a seeded random sample of K architectures of --band (or --archs, or all)")
+    sample_seed: int = setting(42, flag="--seed", parse=check.seed, help="seed of --sample (default 42)")
+    epochs: int = setting(100, flag="--epochs", parse=check.nonnegative_int, help="training epochs (default 100, the study's)")
+    every: int = setting(1, flag="--every", parse=check.positive_int, identity=True,
+                         help="measure the kernel every k epochs (default 1)")
+    samples: int = setting(1, flag="--samples", parse=check.positive_int, identity=True,
+                           help="images in the kernel (default 1: a C×C kernel)")
+    out: str = setting("runs/track", flag="--out", parse=check.nonempty_text,
+                       help="run folder (results.sqlite, track.csv, plots, checkpoints/)")
+    device: str = setting("cpu", flag="--device", parse=check.nonempty_text, help="cpu | cuda | cuda:N")
+    variant: str = setting("study", flag="--variant", choices=("study", "benchmark"), identity=True,
+                           help="NB201 network variant (default study)")
+    network_options: Mapping[str, Any] = setting(default_factory=dict, identity=True)
+    train_batch_size: int = setting(1024, flag="--train-batch-size", parse=check.positive_int, identity=True,
+                                    help="SGD batch size (default 1024, the study's)")
+    model_seed: int = setting(42, flag="--model-seed", parse=check.seed, identity=True,
+                              help="network and training seed (default 42)")
+    data_seed: int = setting(42, parse=check.seed, identity=True)
+    strategy: str = setting("batched", flag="--strategy", parse=check.nonempty_text,
+                            help="kernel strategy: batched | loop (default batched; both exact and deterministic)")
+    chunk_size: int | None = setting(None, flag="--chunk-size", parse=check.positive_int,
+                                     help="kernel rows computed at once (bounds memory)")
+    force: bool = setting(False, flag="--force", action="store_true", help="write into a run folder that holds other settings")
+    workers: int = setting(1, flag="--workers", parse=check.positive_int,
+                           help="architectures tracked at once in worker processes sharing the device (default 1)")
+    init: str = setting("study", flag="--init", choices=WEIGHT_INITS, help=INIT_HELP)
+    bias_init: str = setting("default", flag="--bias-init", choices=BIAS_INITS,
+                             help="conv and linear biases: default (as --init leaves them) | zero")
+    archs_file: str | None = setting(
+        None, flag="--archs-file", parse=check.nonempty_text,
+        help="the NB201 architectures FILE lists, one index/arch string/op codes per line, in its order",
+    )
+    forward: str = setting(
+        "per-image", flag="--forward", choices=FORWARDS,
+        help="with --samples > 1: each image's Jacobian from its own forward pass (per-image, the study's; "
+             "default) or one forward of all images (batch; batch-statistics BatchNorm then couples them)",
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
     def check(self) -> None:
-        """Refuse settings that cannot describe a tracking run, with one-line errors."""
-        from ntknas.kernel.ntk import FORWARDS, STRATEGIES
-        from ntknas.spaces.init import InitScheme
+        """Refuse settings that cannot describe a tracking run, with one-line errors (the values
+        themselves were checked on construction)."""
+        from ntknas.kernel.ntk import STRATEGIES
 
         if get_space(self.space).size() is None:
             raise UnknownNameError(
                 f"track needs a space whose architectures have an official order (e.g. nb201), got {self.space!r}"
             )
-        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
-            raise NtknasError(f"--workers must be a positive integer, got {self.workers!r}")
         if self.strategy not in STRATEGIES:
             raise UnknownNameError(f"unknown kernel strategy {self.strategy!r}: use batched or loop")
-        if self.forward not in FORWARDS:
-            raise UnknownNameError(f"unknown --forward {self.forward!r}: use per-image or batch")
-        InitScheme(self.init, self.bias_init)
-        if self.chunk_size is not None and self.chunk_size < 1:
-            raise NtknasError(f"--chunk-size must be a positive integer, got {self.chunk_size}")
-        for name, minimum in (("epochs", 0), ("every", 1), ("samples", 1), ("train_batch_size", 1)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-                flag = "--" + name.replace("_", "-")
-                raise NtknasError(f"{flag} must be an integer >= {minimum}, got {value!r}")
-        if self.sample is not None and self.sample < 1:
-            raise InvalidArchError(f"--sample must be at least 1, got {self.sample}")
-        check_settings(self)
 
     def measured_epochs(self) -> list[int]:
         """0, every, 2·every, … and always the last epoch."""
@@ -205,6 +221,7 @@ class TrackConfig:
         """What must match for two commands to share a run folder: the identity fields (the
         dataset by its canonical name) and the kernel that is tracked."""
         settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("identity")}
+        settings["network_options"] = dict(self.network_options)
         settings |= {"dataset": dataset_info(self.dataset).name, "kernel": TRACKED_KERNEL}
         # Named only where they change the kernel, so folders written before the options existed
         # keep their identity: with one image both forward modes are one kernel, and every older

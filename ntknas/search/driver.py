@@ -18,30 +18,26 @@ the outputs; strategies see nothing but the proxy.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from contextlib import ExitStack
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from ntknas.data import DatasetInfo, ImageDataset, dataset_info, load_for_run
+from ntknas.data import DatasetInfo, ImageDataset, dataset_info
 from ntknas.errors import DataError, NtknasError, UnknownNameError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
-from ntknas.execution.runtime import device_name, environment, resolve_device
+from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.groundtruth import Benchmark, load_benchmark
-from ntknas.inputs.validation import check_settings
-from ntknas.kernel import BN_MODES
-from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, EstimatorSettings
+from ntknas.inputs import validation as check
 from ntknas.metrics import check_kernel_choice, get_metric
 from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
 from ntknas.runs.correlate import (
-    PROTOCOLS,
     ArchEntry,
     CorrelateConfig,
     CorrelateContext,
@@ -50,6 +46,7 @@ from ntknas.runs.correlate import (
     measure_item,
     protocol_defaults,
 )
+from ntknas.runs.skeleton import LazyData, Run, open_run
 from ntknas.search.strategies import (
     FIRST,
     SECOND,
@@ -63,6 +60,7 @@ from ntknas.search.strategies import (
     available_strategies,
     get_strategy,
 )
+from ntknas.settings import MeasureSettings, check_fields, measure_fields, setting
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.store import STORE_FILE, ItemRecord, Measurement, ResultStore, TrainingRecord
 
@@ -71,58 +69,82 @@ log = logging.getLogger(__name__)
 TABLE_PREFIX = "bench:"
 """A proxy named ``bench:COLUMN`` is a column of a benchmark table (an oracle baseline)."""
 
-_IDENTITY = {"identity": True}
+SEARCH_IDENTITY_NAMES = {"bn_modes": "bn"}
+"""Identity keys search folders have always stored under another name than today's field."""
 
 
 @dataclass(frozen=True)
-class SearchConfig:
-    """Settings of ``ntknas search``. Fields marked identity must agree for two commands to share
-    a run folder (they fix how proxies are measured); strategies, proxies and budgets may change,
-    and the outputs then describe the last command.
+class SearchConfig(MeasureSettings):
+    """Settings of ``ntknas search``: :class:`~ntknas.settings.MeasureSettings` (how proxies are
+    measured: they must agree for two commands to share a run folder) plus the strategies,
+    proxies, budgets and runs, which may change (the outputs then describe the last command).
 
     Seeds: run ``r`` draws with ``numpy.random.default_rng(seed + r)``; ``model_seed`` is the
     network and data seed of the measurements (default: the protocol's).
     """
 
-    space: str = field(default="nb201", metadata=_IDENTITY)
-    dataset: str = field(default="cifar10", metadata=_IDENTITY)
-    data_dir: str | None = None
-    benchmark: str | None = None
-    target: str | None = None
-    strategies: tuple[str, ...] = ("random",)
-    proxies: tuple[str, ...] = ()
-    proxy_table: str | None = None
-    proxy_epochs: int = 0
-    second_proxy: str = "lga"
-    second_epochs: int = 1
-    top_k: int = 10
-    population: int = 10
-    tournament: int = 3
-    candidates: int | None = 100
-    time_budget: float | None = None
-    runs: int = 10
-    seed: int = 0
-    bn: str = field(default="train", metadata=_IDENTITY)
-    protocol: str = field(default="study", metadata=_IDENTITY)
-    batch_size: int | None = field(default=None, metadata=_IDENTITY)
-    model_seed: int | None = field(default=None, metadata=_IDENTITY)
-    variant: str = field(default="study", metadata=_IDENTITY)
-    params: str = field(default="weights", metadata=_IDENTITY)
-    network_options: dict[str, Any] = field(default_factory=dict, metadata=_IDENTITY)
-    train_batch_size: int = field(default=1024, metadata=_IDENTITY)
-    cache: tuple[str, ...] = ()
-    out: str = "runs/search"
-    device: str = "cpu"
-    workers: int = 1
-    force: bool = False
-    kernel: str = "exact"
-    probes: int = DEFAULT_PROBES
-    estimator_seed: int = 0
-    estimator: str = DEFAULT_ESTIMATOR
+    bn_modes: tuple[str, ...] = setting(("train",), flag="--bn", parse=check.name_list, identity=True,
+                                        help="BatchNorm mode of the proxies: train or eval (default train)")
+    data_dir: str | None = setting(
+        None, flag="--data-dir", parse=check.nonempty_text,
+        help="folder with the dataset in its official format (needed only for values not stored yet)",
+    )
+    benchmark: str | None = setting(None, flag="--benchmark", parse=check.nonempty_text,
+                                    help="ground truth table: NB201 CSV/.pth or NB101 table (.npz/.csv)")
+    target: str | None = setting(
+        None, flag="--target", parse=check.nonempty_text,
+        help="reported accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)",
+    )
+    strategies: tuple[str, ...] = setting(("random",), flag="--strategy", parse=check.name_list,
+                                          help="random | rea | two-stage | any registered strategy, or a comma-separated list (default random)")
+    proxies: tuple[str, ...] = setting((), flag="--proxy", parse=check.name_list,
+                                       help="metric name(s), e.g. synflow,naswot, or bench:COLUMN (comma-separated)")
+    proxy_table: str | None = setting(None, flag="--proxy-table", parse=check.nonempty_text,
+                                      help="table for bench:COLUMN proxies (default: --benchmark), e.g. nb201_supplementary.csv")
+    proxy_epochs: int = setting(0, flag="--proxy-epochs", parse=check.nonnegative_int,
+                                help="train each network this many epochs before measuring the proxy (default 0: at initialization)")
+    second_proxy: str = setting("lga", flag="--second-proxy", parse=check.nonempty_text,
+                                help="two-stage: metric measured after training (default lga)")
+    second_epochs: int = setting(1, flag="--second-epochs", parse=check.nonnegative_int,
+                                 help="two-stage: epochs trained before the second proxy (default 1)")
+    top_k: int = setting(10, flag="--top-k", parse=check.positive_int,
+                         help="two-stage: candidates kept for the second proxy (default 10)")
+    population: int = setting(10, flag="--population", parse=check.positive_int,
+                              help="REA population (default 10, the NAS-Bench-201 paper's)")
+    tournament: int = setting(3, flag="--tournament", parse=check.positive_int,
+                              help="REA tournament sample (default 3, the NAS-Bench-201 paper's)")
+    candidates: int | None = setting(100, flag="--candidates", parse=check.positive_int,
+                                     help="architectures scored per run (default 100 unless only --time-budget is given)")
+    time_budget: float | None = setting(
+        None, flag="--time-budget", parse=check.positive_seconds, metavar="SECONDS",
+        help="stop a run once its accounted cost (device seconds of proxies and training) reaches this",
+    )
+    runs: int = setting(10, flag="--runs", parse=check.positive_int,
+                        help="independent runs; run r uses seed --seed + r (default 10)")
+    seed: int = setting(0, flag="--seed", parse=check.seed, help="seed of run 0 (default 0)")
+    cache: tuple[str, ...] = setting((), flag="--cache", action="append", metavar="RUN_DIR",
+                                     help="reuse values stored in another correlate or search run folder (repeatable)")
+    out: str = setting("runs/search", flag="--out", parse=check.nonempty_text,
+                       help="run folder (results.sqlite, search.csv, summary.json, summary.md, plot)")
+    device: str = setting("cpu", flag="--device", parse=check.nonempty_text, help="cpu | cuda | cuda:N")
+    workers: int = setting(1, flag="--workers", parse=check.positive_int,
+                           help="worker processes measuring proxies (default 1)")
+    force: bool = setting(False, flag="--force", action="store_true",
+                          help="write into a run folder that holds other settings")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_fields(self, [f.name for f in fields(SearchConfig) if f.name not in _MEASURE_NAMES])
+        for name in ("strategies", "proxies", "cache"):
+            value = getattr(self, name)
+            object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
+        if len(self.bn_modes) != 1:
+            raise UnknownNameError(f"--bn {','.join(self.bn_modes)}: a search measures its proxies in one BatchNorm mode, train or eval")
 
     @property
-    def estimator_settings(self) -> EstimatorSettings:
-        return EstimatorSettings(probes=self.probes, seed=self.estimator_seed, estimator=self.estimator)
+    def bn(self) -> str:
+        """The one BatchNorm mode of the proxies."""
+        return self.bn_modes[0]
 
     def checked(self) -> SearchConfig:
         """The config with names normalized and every value checked (no file is read)."""
@@ -141,51 +163,42 @@ class SearchConfig:
             _check_proxy(proxy, "--proxy")
         if second_stage:
             _check_proxy(self.second_proxy, "--second-proxy")
-        if self.protocol not in PROTOCOLS:
-            raise UnknownNameError(f"unknown protocol {self.protocol!r}: use one of {', '.join(PROTOCOLS)}")
-        if self.bn not in BN_MODES:
-            raise UnknownNameError(f"unknown BatchNorm mode {self.bn!r} in --bn: use train or eval")
-        for flag, value in (("--runs", self.runs), ("--population", self.population),
-                            ("--tournament", self.tournament), ("--top-k", self.top_k), ("--workers", self.workers)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise NtknasError(f"{flag} must be a positive integer, got {value!r}")
-        for flag, value in (("--proxy-epochs", self.proxy_epochs), ("--second-epochs", self.second_epochs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise NtknasError(f"{flag} must be an epoch count >= 0, got {value!r}")
         metric_proxies = [p for p in proxies if not p.startswith(TABLE_PREFIX)]
         if second_stage and not self.second_proxy.startswith(TABLE_PREFIX):
             metric_proxies.append(self.second_proxy.strip())
         check_kernel_choice(self.kernel, metric_proxies)
-        self.estimator_settings  # noqa: B018 -- refuses a bad --probes or --estimator
         if self.candidates is None and self.time_budget is None:
             raise NtknasError("no budget: give --candidates N and/or --time-budget SECONDS")
-        if self.candidates is not None and (isinstance(self.candidates, bool) or self.candidates < 1):
-            raise NtknasError(f"--candidates must be at least 1, got {self.candidates}")
-        if self.time_budget is not None and not (math.isfinite(self.time_budget) and self.time_budget > 0):
-            raise NtknasError(f"--time-budget must be a number of seconds > 0, got {self.time_budget:g}")
         if self.candidates is None and any(p.startswith(TABLE_PREFIX) for p in proxies):
             raise NtknasError(
                 "bench: proxies cost nothing, so --time-budget alone never ends their search: give --candidates"
             )
-        check_settings(self)
-        return _replace(self, strategies=strategies, proxies=proxies, second_proxy=self.second_proxy.strip())
+        return replace(self, strategies=strategies, proxies=proxies, second_proxy=self.second_proxy.strip())
 
     def store_settings(self, info: DatasetInfo) -> dict[str, Any]:
-        """What must match for two commands to share a run folder: how proxies are measured."""
+        """What must match for two commands to share a run folder: how proxies are measured.
+        The initialization and NB101 stem join only when not the defaults, so folders written
+        before search took them keep their identity."""
         batch_size, seed = protocol_defaults(self.protocol, get_space(self.space).name, info)
-        settings = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("identity")}
+        settings: dict[str, Any] = {
+            SEARCH_IDENTITY_NAMES.get(f.name, f.name): getattr(self, f.name)
+            for f in fields(self) if f.metadata.get("identity") and f.name != "nb101_stem_channels"
+        }
         settings.update(
-            space=get_space(self.space).name, dataset=info.name,
+            space=get_space(self.space).name, dataset=info.name, bn=self.bn, network_options=dict(self.network_options),
             batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
-        if self.kernel != "exact":  # absent for the exact kernel: older run folders keep their identity
-            settings["kernel"] = {"kind": self.kernel, **self.estimator_settings.identity()}
+        if self.nb101_stem_channels != _DEFAULT_STEM:
+            settings["nb101_stem_channels"] = self.nb101_stem_channels
+        if self.init_identity is not None:
+            settings["init"] = self.init_identity
+        if self.kernel_identity is not None:  # absent for the exact kernel: older run folders keep their identity
+            settings["kernel"] = self.kernel_identity
         return settings
 
 
-def _replace(config: SearchConfig, **values: Any) -> SearchConfig:
-    current = {f.name: getattr(config, f.name) for f in fields(config)}
-    return SearchConfig(**(current | values))
+_MEASURE_NAMES = frozenset(f.name for f in fields(MeasureSettings))
+_DEFAULT_STEM = next(f.default for f in fields(MeasureSettings) if f.name == "nb101_stem_channels")
 
 
 def _check_proxy(proxy: str, flag: str) -> None:
@@ -377,31 +390,6 @@ class TableProxy(ProxyEvaluator):
 
 
 @dataclass
-class _Data:
-    """The run's datasets, loaded on first need (a search whose values are all stored loads none)."""
-
-    dataset: str
-    data_dir: str | None
-    device: torch.device
-    train_set: ImageDataset | None = None
-    test_set: ImageDataset | None = None
-
-    def train(self) -> ImageDataset:
-        if self.train_set is None:
-            self.train_set = load_for_run(self.dataset, self.data_dir, "train", self.device)
-        else:
-            self.train_set = self.train_set.to(self.device)
-        return self.train_set
-
-    def test(self) -> ImageDataset:
-        if self.test_set is None:
-            self.test_set = load_for_run(self.dataset, self.data_dir, "test", self.device)
-        else:
-            self.test_set = self.test_set.to(self.device)
-        return self.test_set
-
-
-@dataclass
 class _Counters:
     measured: int = 0
     from_cache: int = 0
@@ -442,7 +430,7 @@ class MetricProxy(ProxyEvaluator):
 
     def __init__(
         self, label: str, config: CorrelateConfig, space: SearchSpace, store: ResultStore,
-        caches: Sequence[ResultStore], data: _Data, num_classes: int, executor: Executor,
+        caches: Sequence[ResultStore], data: LazyData, num_classes: int, executor: Executor,
         counters: _Counters, on_progress: ProgressHook | None,
     ) -> None:
         self.label = label
@@ -509,8 +497,8 @@ class MetricProxy(ProxyEvaluator):
     def _context_for_run(self) -> CorrelateContext:
         if self._context is None:
             config = self.config
-            train_set = self.data.train()
-            test_set = self.data.test() if config.measured_on == "test_first" else None
+            train_set = self.data.train
+            test_set = self.data.test if config.measured_on == "test_first" else None
             trains = config.train_epochs[0] > 0
             self._context = CorrelateContext(
                 config, self.num_classes, _measurement_batch(config, train_set, test_set),
@@ -552,14 +540,10 @@ def proxy_label(proxy: str, epochs: int) -> str:
 def measurement_config(config: SearchConfig, metric: str, epochs: int, info: DatasetInfo) -> CorrelateConfig:
     """How one metric proxy is measured: correlate's settings for one metric, one BN mode and one
     training stage, so that the values (and their store keys) are those of a correlate run with
-    the same protocol. Kernel options join here, as correlate's do."""
+    the same protocol."""
     return CorrelateConfig(
-        space=config.space, dataset=config.dataset, data_dir=config.data_dir, batch_size=config.batch_size,
-        bn_modes=(config.bn,), metrics=(metric,), train_epochs=(epochs,), out=config.out, device=config.device,
-        protocol=config.protocol, model_seed=config.model_seed, variant=config.variant, params=config.params,
-        network_options=dict(config.network_options), train_batch_size=config.train_batch_size,
-        workers=config.workers, kernel=config.kernel, probes=config.probes, estimator_seed=config.estimator_seed,
-        estimator=config.estimator,
+        **measure_fields(config), data_dir=config.data_dir, metrics=(metric,), train_epochs=(epochs,),
+        out=config.out, device=config.device, workers=config.workers,
     ).resolved(info)
 
 
@@ -626,13 +610,58 @@ def run_search(
     ``proposals`` restricts where architectures are drawn from (default: the space's official
     order, or the benchmark's rows); ``reported`` supplies the reported accuracy (default: the
     ``--target`` column of ``--benchmark``); the datasets can be given directly (the demo does).
+    The executor is opened once for the whole command: one process pool (or one Ray connection)
+    serves every round of every run.
     """
     started = time.perf_counter()
     config = config.checked()
-    space = get_space(config.space)
     info = train_set.info if train_set is not None else dataset_info(config.dataset)
-    config = _replace(config, space=space.name, dataset=info.name)
+    config = replace(config, space=get_space(config.space).name, dataset=info.name)
+    sources = _sources(config, proposals, reported)
     device = resolve_device(config.device)
+    runner = executor or make_executor(config.workers, device)
+    counters = _Counters()
+    with ExitStack() as stack:
+        caches = [stack.enter_context(cache) for cache in _open_caches(config.cache, Path(config.out))]
+        run = stack.enter_context(open_run(config.out, "search", config.store_settings(info), runner=runner,
+                                           device=device, force=config.force, command_line=command_line))
+        data = LazyData(config.dataset, config.data_dir, device, train_set, test_set)
+        evaluators = _Evaluators(config, sources, info, run, caches, data, counters, on_progress)
+        runs = _drive(_plans(config, evaluators), sources.proposals, config)
+        rows = _rows(runs, sources.reported, sources.space)
+        best, best_key = sources.reported.best()
+        spec = SearchSpec(
+            space=config.space, dataset=info.name, target=sources.reported.name, benchmark=sources.reported.source,
+            best_in_space=best, best_in_space_arch=best_key, candidates=config.candidates,
+            time_budget=config.time_budget, runs=config.runs, seed=config.seed, settings=_plain_settings(config, info),
+        )
+        warnings = _strategy_warnings(config)
+        extra: dict[str, Any] = {
+            "command": command_line or "",
+            "measured_now": {"architectures": counters.measured, "seconds": round(counters.seconds, 3),
+                             "from_cache": counters.from_cache, "device": device_name(device)},
+        } | ({"warnings": warnings} if warnings else {})
+        files = write_search_outputs(run.run_dir, spec, rows, extra)
+    return SearchOutcome(
+        config=config, rows=rows, records=summarize_search(rows, spec), measured=counters.measured,
+        from_cache=counters.from_cache, seconds=time.perf_counter() - started, run_dir=Path(config.out),
+        files=files, warnings=warnings,
+    )
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """Where a search's architectures come from and what is reported for them."""
+
+    space: SearchSpace
+    proposals: Proposals
+    reported: Reported
+    benchmark: Benchmark | None
+
+
+def _sources(config: SearchConfig, proposals: Proposals | None, reported: Reported | None) -> _Sources:
+    """The proposals and reported accuracy (the benchmark's unless given), checked against the budget."""
+    space = get_space(config.space)
     benchmark: Benchmark | None = None
     table_proxies = any(p.startswith(TABLE_PREFIX) for p in _all_proxies(config))
     if reported is None or (table_proxies and config.proxy_table is None):
@@ -648,65 +677,47 @@ def run_search(
     total = proposals.size()
     if config.candidates is not None and total is not None and config.candidates > total:
         raise NtknasError(f"--candidates {config.candidates} is more than the {total} architectures to search: lower it")
-    run_dir = Path(config.out)
-    caches = _open_caches(config.cache, run_dir)
-    counters = _Counters()
-    try:
-        with ResultStore(run_dir) as store:
-            store.claim_settings("search", config.store_settings(info), force=config.force)
-            store.set_meta("last_command", command_line or "")
-            store.set_meta("environment", environment(device))
-            data = _Data(config.dataset, config.data_dir, device, train_set, test_set)
-            runner = executor or make_executor(config.workers, device)
-            evaluators: dict[tuple[str, int], ProxyEvaluator] = {}
+    return _Sources(space, proposals, reported, benchmark)
 
-            def evaluator(proxy: str, epochs: int) -> ProxyEvaluator:
-                if proxy.startswith(TABLE_PREFIX):
-                    epochs = 0
-                if (proxy, epochs) not in evaluators:
-                    label = proxy_label(proxy, epochs)
-                    if proxy.startswith(TABLE_PREFIX):
-                        evaluators[(proxy, epochs)] = _table_proxy(label, proxy, config, benchmark, space)
-                    else:
-                        evaluators[(proxy, epochs)] = MetricProxy(
-                            label, measurement_config(config, proxy, epochs, info), space, store, caches, data,
-                            info.num_classes, runner, counters, on_progress,
-                        )
-                return evaluators[(proxy, epochs)]
 
-            plans = []
-            for strategy in map(get_strategy, config.strategies):
-                for proxy in config.proxies:
-                    stage_proxies = _stage_proxies(config, proxy)
-                    stages = {stage: evaluator(*stage_proxies[stage]) for stage in strategy.stages}
-                    label = strategy.label([e.label for e in stages.values()], _strategy_settings(config))
-                    plans.append(_SearchPlan(strategy.name, label, stages))
-            warnings = _strategy_warnings(config)
-            runs = _drive(plans, proposals, config)
-            rows = _rows(runs, reported, space)
-            best, best_key = reported.best()
-            spec = SearchSpec(
-                space=space.name, dataset=info.name, target=reported.name, benchmark=reported.source,
-                best_in_space=best, best_in_space_arch=best_key, candidates=config.candidates,
-                time_budget=config.time_budget, runs=config.runs, seed=config.seed,
-                settings=_plain_settings(config, info),
-            )
-            extra = {
-                "command": command_line or "",
-                "measured_now": {"architectures": counters.measured, "seconds": round(counters.seconds, 3),
-                                 "from_cache": counters.from_cache, "device": device_name(device)},
-            }
-            if warnings:
-                extra["warnings"] = warnings
-            files = write_search_outputs(run_dir, spec, rows, extra)
-            records = summarize_search(rows, spec)
-    finally:
-        for cache in caches:
-            cache.close()
-    return SearchOutcome(
-        config=config, rows=rows, records=records, measured=counters.measured, from_cache=counters.from_cache,
-        seconds=time.perf_counter() - started, run_dir=run_dir, files=files, warnings=warnings,
-    )
+class _Evaluators:
+    """One proxy evaluator per (proxy, epochs), made on first use and shared by every run."""
+
+    def __init__(
+        self, config: SearchConfig, sources: _Sources, info: DatasetInfo, run: Run, caches: list[ResultStore],
+        data: LazyData, counters: _Counters, on_progress: ProgressHook | None,
+    ) -> None:
+        self.config, self.sources, self.info, self.run = config, sources, info, run
+        self.caches, self.data, self.counters, self.on_progress = caches, data, counters, on_progress
+        self.made: dict[tuple[str, int], ProxyEvaluator] = {}
+
+    def __call__(self, proxy: str, epochs: int) -> ProxyEvaluator:
+        if proxy.startswith(TABLE_PREFIX):
+            epochs = 0
+        if (proxy, epochs) not in self.made:
+            label = proxy_label(proxy, epochs)
+            if proxy.startswith(TABLE_PREFIX):
+                made: ProxyEvaluator = _table_proxy(label, proxy, self.config, self.sources.benchmark, self.sources.space)
+            else:
+                made = MetricProxy(
+                    label, measurement_config(self.config, proxy, epochs, self.info), self.sources.space,
+                    self.run.store, self.caches, self.data, self.info.num_classes, self.run.runner, self.counters,
+                    self.on_progress,
+                )
+            self.made[(proxy, epochs)] = made
+        return self.made[(proxy, epochs)]
+
+
+def _plans(config: SearchConfig, evaluator: _Evaluators) -> list[_SearchPlan]:
+    """One plan per strategy × proxy, each stage with its evaluator."""
+    plans = []
+    for strategy in map(get_strategy, config.strategies):
+        for proxy in config.proxies:
+            stage_proxies = _stage_proxies(config, proxy)
+            stages = {stage: evaluator(*stage_proxies[stage]) for stage in strategy.stages}
+            label = strategy.label([e.label for e in stages.values()], _strategy_settings(config))
+            plans.append(_SearchPlan(strategy.name, label, stages))
+    return plans
 
 
 def _stage_proxies(config: SearchConfig, proxy: str) -> dict[str, tuple[str, int]]:
