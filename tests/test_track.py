@@ -233,7 +233,7 @@ def test_finished_architectures_are_skipped_and_more_epochs_extend(cifar_dir, tm
         raise AssertionError("a finished architecture was rebuilt")
 
     with monkeypatch.context() as patch:
-        patch.setattr(track_module, "build_network", refuse)
+        patch.setattr(track_module, "network_builder", refuse)
         outcome = run_track(_config(cifar_dir, out, archs="2", epochs=1))
     assert (outcome.tracked, outcome.skipped) == (0, 1)
     trained = []

@@ -510,25 +510,7 @@ def measure_architecture(
         if key in done:
             stage_started = time.perf_counter()
             continue
-        measurements = []
-        errors: dict[str, dict[str, float]] = {}
-        once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
-        for bn_mode in config.bn_modes:
-            if diverged is not None:
-                values = {m: MetricValue(None, diverged) for m in config.metric_names}
-            else:
-                fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metric_names if m not in once])
-                once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
-                values = {m: fresh[m] if m in fresh else once[m] for m in config.metric_names}
-            errors.update({bn_mode: {m: v.stderr for m, v in values.items() if v.stderr is not None}})
-            for metric, result in values.items():
-                measurements.append(
-                    Measurement(
-                        config.space, entry.key, config.dataset, bn_mode, epochs, config.model_seed,
-                        config.batch_size, config.protocol_tag, metric, result.value, result.reason,
-                        result.seconds, device_name(device),
-                    )
-                )
+        measurements, errors = _measure_stage(net, batch, config, entry, epochs, diverged, device)
         record = ItemRecord(
             item=key, space=config.space, arch=entry.key, arch_index=entry.index,
             train_epochs=epochs, accuracy=entry.accuracy,
@@ -540,6 +522,40 @@ def measure_architecture(
         yield ItemResult(record, measurements, training_rows)
         training_rows = []
         stage_started = time.perf_counter()
+
+
+def _measure_stage(
+    net: torch.nn.Module,
+    batch: MeasurementBatch,
+    config: CorrelateConfig,
+    entry: ArchEntry,
+    epochs: int,
+    diverged: str | None,
+    device: torch.device,
+) -> tuple[list[Measurement], dict[str, dict[str, float]]]:
+    """Every metric in every BN mode at one training stage (a diverged network's are missing,
+    with the reason), and the standard errors of estimated values by BN mode."""
+    assert config.model_seed is not None and config.batch_size is not None
+    measurements = []
+    errors: dict[str, dict[str, float]] = {}
+    once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
+    for bn_mode in config.bn_modes:
+        if diverged is not None:
+            values = {m: MetricValue(None, diverged) for m in config.metric_names}
+        else:
+            fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metric_names if m not in once])
+            once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
+            values = {m: fresh[m] if m in fresh else once[m] for m in config.metric_names}
+        errors.update({bn_mode: {m: v.stderr for m, v in values.items() if v.stderr is not None}})
+        for metric, result in values.items():
+            measurements.append(
+                Measurement(
+                    config.space, entry.key, config.dataset, bn_mode, epochs, config.model_seed,
+                    config.batch_size, config.protocol_tag, metric, result.value, result.reason,
+                    result.seconds, device_name(device),
+                )
+            )
+    return measurements, errors
 
 
 def _evaluate(

@@ -135,6 +135,35 @@ def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None)
     return normalize(tensor, info), torch.from_numpy(labels.astype(np.int64)), info.num_classes
 
 
+def _score_batch(
+    dataset: str | None, data_dir: str | None, batch_file: str | None, batch_size: int | None, seed: int,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor, int, str]:
+    """(inputs, labels, class count, a description) of the batch the score command measures on:
+    a batch file, an augmented batch drawn from a dataset, or the built-in digits."""
+    if batch_file:
+        info = dataset_info(dataset) if dataset else None
+        inputs, targets, num_classes = load_batch_file(batch_file, info, batch_size)
+        description = f"{len(targets)} images from {batch_file}"
+    elif dataset:
+        train = load_for_run(dataset, data_dir, "train", device=device)
+        size = batch_size or train.info.default_batch_size
+        check_batch_fits(size, len(train), f"{train.info.name} training images")
+        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
+        num_classes = train.info.num_classes
+        description = f"{size} augmented {train.info.name} training images (seed {seed})"
+    else:
+        from ntknas.data.digits import load_digits_dataset
+
+        train, _ = load_digits_dataset(image_size=32, device=device)
+        size = batch_size or BUILTIN_BATCH_SIZE
+        check_batch_fits(size, len(train), "built-in digits training images")
+        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
+        num_classes = train.info.num_classes
+        description = f"{size} built-in handwritten digits (scikit-learn), upsampled to 32×32"
+    return inputs, targets, num_classes, description
+
+
 def score_architecture(
     *,
     space: str = "nb201",
@@ -172,26 +201,7 @@ def score_architecture(
     check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
-    if batch_file:
-        info = dataset_info(dataset) if dataset else None
-        inputs, targets, num_classes = load_batch_file(batch_file, info, batch_size)
-        description = f"{len(targets)} images from {batch_file}"
-    elif dataset:
-        train = load_for_run(dataset, data_dir, "train", device=target_device)
-        size = batch_size or train.info.default_batch_size
-        check_batch_fits(size, len(train), f"{train.info.name} training images")
-        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
-        num_classes = train.info.num_classes
-        description = f"{size} augmented {train.info.name} training images (seed {seed})"
-    else:
-        from ntknas.data.digits import load_digits_dataset
-
-        train, _ = load_digits_dataset(image_size=32, device=target_device)
-        size = batch_size or BUILTIN_BATCH_SIZE
-        check_batch_fits(size, len(train), "built-in digits training images")
-        inputs, targets = draw_batch(train, size, seed=seed, augment=True)
-        num_classes = train.info.num_classes
-        description = f"{size} built-in handwritten digits (scikit-learn), upsampled to 32×32"
+    inputs, targets, num_classes, description = _score_batch(dataset, data_dir, batch_file, batch_size, seed, target_device)
     if inputs.shape[0] < 2:
         raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
     torch.manual_seed(seed)

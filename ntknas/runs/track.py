@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import resolve_device
+from ntknas.groundtruth import Benchmark
 from ntknas.inputs import validation as check
 from ntknas.inputs.selection import parse_positions
 from ntknas.kernel.distances import kernel_distances
@@ -45,6 +46,9 @@ from ntknas.settings import INIT_HELP, check_fields, network_builder, setting
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.spaces.init import BIAS_INITS, WEIGHT_INITS, init_identity
 from ntknas.store import ResultStore
+
+if TYPE_CHECKING:
+    from ntknas.groundtruth import Benchmark
 
 log = logging.getLogger(__name__)
 
@@ -255,21 +259,7 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
         benchmark = load_benchmark(config.benchmark, config.space, config.target)
     if config.band is not None:
         assert benchmark is not None
-        band = parse_band(config.band)
-        column = benchmark.with_target(band.column)
-        if config.target is None:
-            benchmark = column  # the band's column is then also the accuracy shown
-        values = column.columns[band.column]
-        inside = np.isfinite(values) & (values >= band.low) & (values <= band.high)
-        pool = column.row_keys[inside].tolist()
-        if not pool:
-            finite = values[np.isfinite(values)]
-            span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no values"
-            raise InvalidArchError(
-                f"no architecture has {band.column} in [{band.low:g}, {band.high:g}] "
-                f"(the column spans {span}): widen --band"
-            )
-        archs = [column.arch(key) for key in pool]
+        archs, benchmark = _band_archs(config, config.band, benchmark)
         where = f"the band {config.band}"
     elif config.archs is not None:
         archs = parse_arch_list(config.archs, space)
@@ -298,6 +288,24 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
         accuracy = benchmark.accuracy(key) if benchmark is not None and key in benchmark else None
         entries.append(TrackArch(key, index, accuracy, benchmark.target if benchmark else None))
     return entries
+
+
+def _band_archs(config: TrackConfig, text: str, benchmark: Benchmark) -> tuple[list[Any], Benchmark]:
+    """The architectures whose band column lies in the band, and the benchmark whose accuracy
+    is shown (the band's column, unless --target names another)."""
+    band = parse_band(text)
+    column = benchmark.with_target(band.column)
+    values = column.columns[band.column]
+    inside = np.isfinite(values) & (values >= band.low) & (values <= band.high)
+    pool = column.row_keys[inside].tolist()
+    if not pool:
+        finite = values[np.isfinite(values)]
+        span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no values"
+        raise InvalidArchError(
+            f"no architecture has {band.column} in [{band.low:g}, {band.high:g}] "
+            f"(the column spans {span}): widen --band"
+        )
+    return [column.arch(key) for key in pool], (column if config.target is None else benchmark)
 
 
 def track_build_options(config: TrackConfig) -> dict[str, Any]:
