@@ -21,6 +21,7 @@ from typing import Any
 
 from ntknas.errors import DataError
 from ntknas.store.faults import os_fault, sqlite_fault
+from ntknas.store.files import output_folder
 from ntknas.store.lock import RunLock
 
 STORE_FILE = "results.sqlite"
@@ -116,7 +117,7 @@ class ResultStore:
             self._db = self._open_readonly()
             return
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(self.run_dir)
         except OSError as error:
             raise os_fault(error, self.run_dir) from None
         self._lock = RunLock(self.run_dir).acquire()
