@@ -10,8 +10,10 @@ the real read-only folder is tested too where the tests do not run as root.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -170,28 +172,144 @@ def test_store_fault_mid_run_keeps_committed_items_and_a_rerun_resumes(
     assert _counts(out) == (12, 12 * 4)
 
 
-@pytest.mark.parametrize("error, cause", [
-    (PermissionError(13, "Permission denied"), "not writable"),
-    (OSError(28, "No space left on device"), "the disk is full"),
+def _target(path: Path) -> Path | None:
+    """The output file that ``path`` is the temporary file of (ntknas.store.files), if it is one."""
+    name = path.name
+    if not name.startswith(".") or ".ntknas-tmp-" not in name:
+        return None
+    return path.with_name(name[1:].split(".ntknas-tmp-")[0])
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if _target(p) is not None)
+
+
+def _fail_output(monkeypatch, matches, error_number: int, *, at_creation: bool = False) -> list[Path]:
+    """Writing an output file for which ``matches(target)`` holds fails with ``error_number``: at
+    the creation of its temporary file, or (a disk filling up) after its first bytes are written.
+    Returns the targets hit."""
+    real_open, real_write = os.open, os.write
+    started: dict[int, bool] = {}
+    hit: list[Path] = []
+
+    def open_(path, flags, *args, **kwargs):
+        target = _target(Path(path))
+        if target is None or not matches(target):
+            return real_open(path, flags, *args, **kwargs)
+        hit.append(target)
+        if at_creation:
+            raise OSError(error_number, os.strerror(error_number), str(path))
+        fd = real_open(path, flags, *args, **kwargs)
+        started[fd] = False
+        return fd
+
+    def write(fd, data):
+        if fd not in started:
+            return real_write(fd, data)
+        if started[fd]:
+            raise OSError(error_number, os.strerror(error_number))  # as write(2) reports it: no file name
+        started[fd] = True
+        return real_write(fd, bytes(data)[: max(1, len(data) // 2)])
+
+    def close(fd):
+        started.pop(fd, None)
+        return real_close(fd)
+
+    real_close = os.close
+    monkeypatch.setattr(os, "open", open_)
+    monkeypatch.setattr(os, "write", write)
+    monkeypatch.setattr(os, "close", close)
+    return hit
+
+
+@pytest.mark.parametrize("error_number, at_creation, cause", [
+    (errno.EACCES, True, "not writable"),
+    (errno.ENOSPC, False, "the disk is full"),
 ])
-def test_an_output_that_cannot_be_written_is_one_line_exit_4(error, cause, cifar_dir, nb201_csv, tmp_path, capsys,
-                                                             monkeypatch, tiny):
+def test_an_output_that_cannot_be_written_is_one_line_exit_4(error_number, at_creation, cause, cifar_dir, nb201_csv,
+                                                             tmp_path, capsys, monkeypatch, tiny):
     out = tmp_path / "run"
-    real_open = Path.open
-
-    def open_(self, mode="r", *args, **kwargs):
-        if self.name == "scores.csv" and "w" in mode:
-            raise type(error)(error.errno, error.strerror, str(self))
-        return real_open(self, mode, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "open", open_)
+    hit = _fail_output(monkeypatch, lambda target: target.name == "scores.csv", error_number, at_creation=at_creation)
     code, _, err = _cli(_args(cifar_dir, nb201_csv, out, "0:2"), capsys)
     line = _one_line(err)
-    assert code == 4 and str(out / "scores.csv") in line and cause in line, err
+    assert hit and code == 4 and str(out / "scores.csv") in line and cause in line, err
+    assert ".ntknas-tmp-" not in line  # the file the user knows, not the temporary one
+    assert not (out / "scores.csv").exists() and _temporaries(out) == []
     assert _counts(out) == (2, 2 * 4)  # measured and kept: fix the cause, then --summary-only or rerun
-    monkeypatch.setattr(Path, "open", real_open)
+    monkeypatch.undo()
+    real = CorrelateConfig.resolved
+    monkeypatch.setattr(CorrelateConfig, "resolved", lambda self, info: replace(real(self, info), network_options=dict(TINY)))
     code, stdout, err = _cli(_args(cifar_dir, nb201_csv, out, "0:2"), capsys)
     assert code == 0 and stdout.startswith("0 architectures measured, 2 already stored"), err
+
+
+def test_a_disk_full_mid_file_leaves_the_previous_outputs_whole(cifar_dir, nb201_csv, tmp_path, capsys, monkeypatch,
+                                                               tiny):
+    out = tmp_path / "run"
+    argv = _args(cifar_dir, nb201_csv, out, "0:3")
+    assert _cli(argv, capsys)[0] == 0
+    names = ("scores.csv", "summary.json", "summary.md", "scatter_knas.png")
+    before = {name: _snapshot(out / name) for name in names}
+    for name in names:
+        with monkeypatch.context() as patch:
+            hit = _fail_output(patch, lambda target, name=name: target.name == name, errno.ENOSPC)
+            code, _, err = _cli(argv, capsys)
+        line = _one_line(err)
+        assert hit and code == 4 and str(out / name) in line and "the disk is full" in line, err
+        assert _snapshot(out / name) == before[name]  # the old file, whole and untouched
+        assert {n: (out / n).read_bytes() for n in names} == {n: data for n, (data, _) in before.items()}
+        assert _temporaries(out) == []
+
+
+def test_a_disk_full_mid_search_csv_leaves_the_previous_one_whole(nb201_csv, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "search"
+    argv = ["search", "--dataset", "digits", "--benchmark", nb201_csv, "--proxy", "bench:cifar10_test",
+            "--target", "cifar10_valid_test", "--strategy", "random", "--candidates", "20", "--runs", "2",
+            "--out", out, "--no-progress"]
+    assert _cli(argv, capsys)[0] == 0
+    before = _snapshot(out / "search.csv")
+    _fail_output(monkeypatch, lambda target: target.name == "search.csv", errno.ENOSPC)
+    code, _, err = _cli(argv, capsys)
+    line = _one_line(err)
+    assert code == 4 and str(out / "search.csv") in line and "the disk is full" in line, err
+    assert _snapshot(out / "search.csv") == before and _temporaries(out) == []
+
+
+def _mount_small_disk(folder: Path) -> bool:
+    folder.mkdir()
+    if not AS_ROOT or shutil.which("mount") is None:
+        return False
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True,
+                          check=False)
+    return done.returncode == 0
+
+
+def test_a_report_onto_a_full_disk_names_the_file_and_keeps_the_old_one(cifar_dir, nb201_csv, tmp_path, capsys,
+                                                                       monkeypatch, tiny):
+    """A real full disk (a 64 KiB tmpfs) where the tests may mount one, else the fault injected."""
+    run = tmp_path / "run"
+    assert _cli(_args(cifar_dir, nb201_csv, run, "0:2"), capsys)[0] == 0
+    disk = tmp_path / "small"
+    mounted = _mount_small_disk(disk)
+    try:
+        (disk / "report.html").write_text("the previous report\n")
+        if mounted:
+            with (disk / "filler").open("wb", buffering=0) as handle:  # fill what is left
+                try:
+                    while True:
+                        handle.write(b"\0" * 4096)
+                except OSError as error:
+                    assert error.errno == errno.ENOSPC
+        else:
+            _fail_output(monkeypatch, lambda target: target.parent == disk, errno.ENOSPC)
+        code, _, err = _cli(["report", run, "--out", disk], capsys)
+        line = _one_line(err)
+        assert code == 4 and str(disk / "report.html") in line and "the disk is full" in line, err
+        assert (disk / "report.html").read_text() == "the previous report\n"
+        assert _temporaries(disk) == [] and not (disk / "report.md").exists()
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_run_that_stored_nothing_does_not_pin_its_settings(cifar_dir, nb201_csv, tmp_path, capsys, tiny):
@@ -229,20 +347,42 @@ def test_report_into_a_folder_that_cannot_be_written_names_the_file_and_the_fix(
 ):
     out = tmp_path / "run"
     assert _cli(_args(cifar_dir, nb201_csv, out, "0:2"), capsys)[0] == 0
-    real = Path.write_text
-
-    def write_text(self, *args, **kwargs):
-        if self.parent == out:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self, *args, **kwargs)
-
-    monkeypatch.setattr(Path, "write_text", write_text)
+    _fail_output(monkeypatch, lambda target: target.parent == out, errno.EACCES, at_creation=True)
     code, _, err = _cli(["report", out], capsys)
     line = _one_line(err)
-    assert code == 4 and "report.html" in line and "another --out folder" in line
+    assert code == 4 and str(out / "report.html") in line and "another --out folder" in line
     code, _, err = _cli(["correlate", "--out", out, "--summary-only"], capsys)
     line = _one_line(err)
     assert code == 4 and f"ntknas report {out} --out" in line
+
+
+def test_an_out_that_is_a_file_is_exit_2_and_an_uncreatable_report_folder_exit_4(
+    cifar_dir, nb201_csv, tmp_path, capsys, monkeypatch, tiny
+):
+    run = tmp_path / "run"
+    assert _cli(_args(cifar_dir, nb201_csv, run, "0:2"), capsys)[0] == 0
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine\n")
+    for argv in (_args(cifar_dir, nb201_csv, a_file, "0:2"), _args(cifar_dir, nb201_csv, a_file / "sub", "0:2"),
+                 ["report", run, "--out", a_file], ["report", run, "--out", a_file / "sub"]):
+        code, _, err = _cli(argv, capsys)
+        line = _one_line(err)
+        assert code == 2 and f"{a_file} is a file, not a folder: pass a folder path" in line, err
+        assert "check the disk" not in line
+    assert a_file.read_text() == "mine\n"
+    # a folder the report cannot create is the machine's fault, as for every other command
+    locked = tmp_path / "locked" / "report"
+    real_mkdir = Path.mkdir
+
+    def mkdir(self, *args, **kwargs):
+        if self == locked:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    code, _, err = _cli(["report", run, "--out", locked], capsys)
+    line = _one_line(err)
+    assert code == 4 and str(locked) in line and "not writable" in line, err
 
 
 @pytest.mark.skipif(AS_ROOT or not hasattr(os, "geteuid"), reason="chmod does not restrict root")
@@ -462,3 +602,49 @@ def test_summary_only_of_a_folder_without_a_store_is_one_line(tmp_path, capsys):
     code, _, err = _cli(["correlate", "--out", tmp_path / "empty", "--summary-only"], capsys)
     assert code == 2 and "nothing to summarize" in _one_line(err)
     assert not (tmp_path / "empty").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Output files: written whole through a temporary file, or not at all
+# ---------------------------------------------------------------------------------------------
+
+
+def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
+    from ntknas.store.files import atomic_text, atomic_write_text
+
+    path = tmp_path / "summary.md"
+    assert atomic_write_text(path, "a\r\nb — τ\n") == path
+    assert path.read_bytes() == "a\r\nb — τ\n".encode()  # newlines as given, UTF-8
+    with open(tmp_path / "reference", "w") as handle:
+        handle.write("x")
+    assert path.stat().st_mode == (tmp_path / "reference").stat().st_mode
+    with atomic_text(path) as handle:
+        csv.writer(handle).writerow(["index", "arch"])
+    assert path.read_bytes() == b"index,arch\r\n"  # csv's line ends kept, as with newline=""
+    with pytest.raises(ValueError), atomic_text(path) as handle:
+        handle.write("half a table")
+        raise ValueError("the caller failed mid-way")
+    assert path.read_bytes() == b"index,arch\r\n" and _temporaries(tmp_path) == []
+
+
+def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    from ntknas.store.files import atomic_write_bytes
+
+    path = tmp_path / "search.csv"
+    path.write_bytes(b"old\n")
+    real_write = os.write
+
+    def write(fd, data):
+        real_write(fd, bytes(data)[:3])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "write", write)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(path, b"new content\n" * 100)
+    monkeypatch.undo()
+    assert path.read_bytes() == b"old\n" and _temporaries(tmp_path) == []
+    hit = _fail_output(monkeypatch, lambda target: target == path, errno.ENOSPC)
+    with pytest.raises(OSError) as raised:
+        atomic_write_bytes(path, b"new content\n" * 100)
+    assert hit and raised.value.errno == errno.ENOSPC and raised.value.filename == str(path)
+    assert path.read_bytes() == b"old\n" and _temporaries(tmp_path) == []

@@ -15,6 +15,7 @@ import numpy as np
 
 from ntknas.analysis.statistics import rank_correlation
 from ntknas.store import ResultStore
+from ntknas.store.files import atomic_text, atomic_write_text
 
 SCORES_FILE = "scores.csv"
 SUMMARY_JSON = "summary.json"
@@ -147,7 +148,7 @@ def write_correlation_outputs(
 
 
 def _write_scores(path: Path, rows: Sequence[ScoreRow], config: SummarySpec) -> Path:
-    with path.open("w", newline="") as handle:
+    with atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "arch", "bn", "train_epochs", "accuracy", *config.metrics])
         for row in rows:
@@ -160,7 +161,7 @@ def _write_scores(path: Path, rows: Sequence[ScoreRow], config: SummarySpec) -> 
 
 
 def _write_json(path: Path, records: list[dict[str, Any]]) -> Path:
-    path.write_text(json.dumps(records, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(records, indent=2) + "\n")
     return path
 
 
@@ -210,7 +211,7 @@ def _write_markdown(
         markdown_table(records),
         "",
     ]
-    path.write_text("\n".join(text))
+    atomic_write_text(path, "\n".join(text))
     return path
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 from ntknas.errors import DataError
 from ntknas.store import STORE_FILE, ResultStore
+from ntknas.store.faults import os_fault
+from ntknas.store.files import atomic_write_text, output_folder
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"
@@ -410,9 +412,9 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
             stores.append(open_run(run_dir))
         out_dir = Path(out) if out is not None else Path(run_dirs[0])
         try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise DataError(f"cannot create the report folder {out_dir}: {error.strerror}") from None
+            output_folder(out_dir, "--out")
+        except OSError as error:  # a machine fault like any other command's (exit 4), not the input's
+            raise os_fault(error, out_dir, kept=False) from None
         title = "ntknas report"
         blocks: list[Block] = [
             Paragraph(
@@ -433,6 +435,9 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
             store.close()
     html_path = out_dir / REPORT_HTML
     md_path = out_dir / REPORT_MD
-    html_path.write_text(render_html(title, blocks), encoding="utf-8")
-    md_path.write_text(render_markdown(title, blocks, out_dir.resolve()), encoding="utf-8")
+    for path, text in ((html_path, render_html(title, blocks)), (md_path, render_markdown(title, blocks, out_dir.resolve()))):
+        try:
+            atomic_write_text(path, text)
+        except OSError as error:
+            raise os_fault(error, path, kept=False) from None
     return ReportFiles(html_path, md_path, [Path(d) for d in run_dirs])

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ntknas.store.files import atomic_binary
+
 if TYPE_CHECKING:
     from ntknas.report.correlation import ScoreRow, SummarySpec
 
@@ -41,7 +43,8 @@ def plot_metric_scatter(
         ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_binary(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return path
 
 
@@ -68,5 +71,6 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: Su
     else:
         ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_binary(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return path

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from ntknas.store.files import atomic_binary, atomic_text, atomic_write_text
+
 SEARCH_CSV = "search.csv"
 SUMMARY_JSON = "summary.json"
 SUMMARY_MD = "summary.md"
@@ -192,7 +194,7 @@ def _cell(value: Any) -> str:
 
 
 def _write_csv(path: Path, rows: Sequence[SearchRow]) -> Path:
-    with path.open("w", newline="") as handle:
+    with atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(SEARCH_CSV_COLUMNS)
         for row in rows:
@@ -222,7 +224,7 @@ def read_search_csv(path: Path) -> list[SearchRow]:
 
 
 def _write_json(path: Path, summary: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
     return path
 
 
@@ -298,7 +300,7 @@ def _write_markdown(path: Path, summary: dict[str, Any], plot: bool) -> Path:
     lines += ["| " + " | ".join(row) + " |" for row in search_table_rows(records)]
     if plot:
         lines += ["", f"![best-so-far accuracy]({SEARCH_PLOT})"]
-    path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -365,5 +367,6 @@ def plot_best_so_far(path: Path, rows: Sequence[SearchRow], spec: SearchSpec) ->
         by_cost.text(0.5, 0.5, "cost 0 (table lookups):\n" + "\n".join(free), transform=by_cost.transAxes,
                      fontsize=7, ha="center", va="center")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_binary(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return path

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ntknas.store import ResultStore
+from ntknas.store.files import atomic_binary, atomic_text
 
 KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos")
 """The kernel distances of :func:`ntknas.kernel.distances.kernel_distances`, by name."""
@@ -103,7 +104,7 @@ def load_tracking(store: ResultStore) -> list[TrackSeries]:
 
 def write_tracking_csv(path: Path, series: Sequence[TrackSeries]) -> Path:
     """One row per (architecture, measured epoch); empty cells for missing values (exact reprs)."""
-    with path.open("w", newline="") as handle:
+    with atomic_text(path) as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for s in series:
@@ -164,7 +165,8 @@ def plot_tracking_quantity(path: Path, quantity: str, series: Sequence[TrackSeri
     elif everything:
         ax.legend(fontsize=7, ncol=2 if len(series) > 8 else 1)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with atomic_binary(path) as handle:
+        fig.savefig(handle, format="png", dpi=110)
     return path
 
 

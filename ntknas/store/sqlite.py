@@ -6,6 +6,17 @@ architecture at one training stage) writes all its rows and its completion mark 
 transaction, so a kill at any moment loses at most the item in flight and never leaves a part of
 one; a rerun skips every item already marked done. Rows carry plain values only, so any executor
 (a loop, several GPUs, a Ray cluster) can compute items elsewhere and hand the rows to the store.
+
+Schema version: the ``meta`` row ``schema_version`` (a JSON integer) names the layout of the
+tables below and of the stored keys. Version 1 is this layout, unchanged since the first release;
+a store with no ``schema_version`` row (opened but never claimed by earlier code, which wrote the
+row only with the run's settings) is version 1 by definition. A writer records the version when it
+opens a store, in the transaction that creates the tables. A store of a NEWER version than
+:data:`SCHEMA_VERSION` (written by a later ntknas) is refused by readers and writers alike with one
+line naming the fix (upgrade ntknas), exit status 2, before anything is written, the lock file
+included; so is a version this code never wrote (0, negative, not an integer). A change to the
+tables or to how keys are formed must raise :data:`SCHEMA_VERSION` and migrate older stores on a
+writer's open, leaving every stored value as it was.
 """
 
 from __future__ import annotations
@@ -21,10 +32,14 @@ from typing import Any
 
 from ntknas.errors import DataError
 from ntknas.store.faults import os_fault, sqlite_fault
+from ntknas.store.files import output_folder
 from ntknas.store.lock import RunLock
+from ntknas.version import __version__
 
 STORE_FILE = "results.sqlite"
 SCHEMA_VERSION = 1
+"""The store layout this code reads and writes (see the module docstring)."""
+SCHEMA_META = "schema_version"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,6 +65,35 @@ CREATE TABLE IF NOT EXISTS tracking (
     PRIMARY KEY (arch, epoch, quantity)
 );
 """
+
+
+def _stored_version(db: sqlite3.Connection) -> Any:
+    """The store's recorded schema version: 1 where none is recorded (see the module docstring)."""
+    has_meta = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
+    if has_meta is None:  # a new store, or no ntknas store at all (its reader names that fault)
+        return 1
+    row = db.execute("SELECT value FROM meta WHERE key = ?", (SCHEMA_META,)).fetchone()
+    if row is None:
+        return 1
+    try:
+        return json.loads(row[0])
+    except (TypeError, ValueError):
+        return row[0]
+
+
+def _refuse_unknown(version: Any, path: Path) -> None:
+    known = isinstance(version, int) and not isinstance(version, bool)
+    if known and 1 <= version <= SCHEMA_VERSION:
+        return
+    if known and version > SCHEMA_VERSION:
+        raise DataError(
+            f"{path} was written by a newer ntknas (store schema version {version}; ntknas {__version__} "
+            f"reads versions up to {SCHEMA_VERSION}): upgrade ntknas (pip install -U ntknas) to open it"
+        )
+    raise DataError(
+        f"{path} records store schema version {version!r}, which no ntknas writes: it is not an ntknas "
+        "results store or it was edited; pass the --out folder of ntknas correlate, track or search"
+    )
 
 
 @dataclass(frozen=True)
@@ -116,20 +160,27 @@ class ResultStore:
             self._db = self._open_readonly()
             return
         try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
+            output_folder(self.run_dir)
         except OSError as error:
             raise os_fault(error, self.run_dir) from None
+        self._peek_schema()  # a newer store is refused before the lock file is written
         self._lock = RunLock(self.run_dir).acquire()
         try:
             with self._guard():
                 self._db = sqlite3.connect(self.path, timeout=60)
                 try:
+                    self._check_schema()  # again, under the lock, before the first write
                     # A rollback journal, not WAL: no shared-memory file mapped into the process
                     # (a fault on its pages kills the process with SIGBUS instead of an error),
                     # and readers can open the store in a read-only folder.
                     self._db.execute("PRAGMA journal_mode=DELETE")
                     self._db.execute("PRAGMA synchronous=FULL")
                     self._db.executescript(_SCHEMA)
+                    # OR IGNORE: a version already recorded stays (it passed the check above).
+                    self._db.execute(
+                        "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                        (SCHEMA_META, json.dumps(SCHEMA_VERSION)),
+                    )
                     self._db.commit()
                 except BaseException:
                     self._db.close()
@@ -146,7 +197,6 @@ class ResultStore:
             try:
                 db = sqlite3.connect(uri, uri=True, timeout=60)
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-                return db
             except sqlite3.OperationalError:
                 # An older store in WAL mode, in a folder where SQLite cannot create its
                 # shared-memory file: with no write-ahead log left it reads the file as it is.
@@ -154,7 +204,33 @@ class ResultStore:
                     raise
                 db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=60)
                 db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
-                return db
+            try:
+                _refuse_unknown(_stored_version(db), self.path)
+            except BaseException:
+                db.close()
+                raise
+            return db
+
+    def _peek_schema(self) -> None:
+        """A writer's look at an existing store's version through a read-only connection, so
+        that a newer store is refused before anything (the lock file included) is written. A
+        store that cannot be read this way is left to the writer's open, which names the fault."""
+        if not self.path.is_file():
+            return
+        try:
+            db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=1)
+        except sqlite3.Error:
+            return
+        try:
+            version = _stored_version(db)
+        except sqlite3.Error:
+            return
+        finally:
+            db.close()
+        _refuse_unknown(version, self.path)
+
+    def _check_schema(self) -> None:
+        _refuse_unknown(_stored_version(self._db), self.path)
 
     @contextmanager
     def _guard(self) -> Iterator[None]:
@@ -226,7 +302,6 @@ class ResultStore:
             )
         self.set_meta("kind", kind)
         self.set_meta("settings", wanted)
-        self.set_meta("schema_version", SCHEMA_VERSION)
 
     # --- work items ---------------------------------------------------------------------
     def done_items(self) -> set[str]:
