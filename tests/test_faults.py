@@ -173,7 +173,7 @@ def test_store_fault_mid_run_keeps_committed_items_and_a_rerun_resumes(
 
 
 def _target(path: Path) -> Path | None:
-    """The output file that ``path`` is the temporary file of (ntknas.store.files), if it is one."""
+    """The output file that ``path`` is the temporary file of (ntknas.files), if it is one."""
     name = path.name
     if not name.startswith(".") or ".ntknas-tmp-" not in name:
         return None
@@ -610,7 +610,7 @@ def test_summary_only_of_a_folder_without_a_store_is_one_line(tmp_path, capsys):
 
 
 def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
-    from ntknas.store.files import atomic_text, atomic_write_text
+    from ntknas.files import atomic_text, atomic_write_text
 
     path = tmp_path / "summary.md"
     assert atomic_write_text(path, "a\r\nb — τ\n") == path
@@ -628,7 +628,7 @@ def test_atomic_writes_replace_whole_files_with_the_usual_permissions(tmp_path):
 
 
 def test_an_interrupted_atomic_write_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
-    from ntknas.store.files import atomic_write_bytes
+    from ntknas.files import atomic_write_bytes
 
     path = tmp_path / "search.csv"
     path.write_bytes(b"old\n")

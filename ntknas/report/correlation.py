@@ -14,8 +14,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from ntknas.analysis.statistics import rank_correlation
+from ntknas.files import atomic_text, atomic_write_text
 from ntknas.store import ResultStore
-from ntknas.store.files import atomic_text, atomic_write_text
 
 SCORES_FILE = "scores.csv"
 SUMMARY_JSON = "summary.json"

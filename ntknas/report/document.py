@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from ntknas.errors import DataError
+from ntknas.files import atomic_write_text, output_folder
 from ntknas.store import STORE_FILE, ResultStore
 from ntknas.store.faults import os_fault
-from ntknas.store.files import atomic_write_text, output_folder
 
 REPORT_HTML = "report.html"
 REPORT_MD = "report.md"

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ntknas.store.files import atomic_binary
+from ntknas.files import atomic_binary
 
 if TYPE_CHECKING:
     from ntknas.report.correlation import ScoreRow, SummarySpec

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ntknas.store.files import atomic_binary, atomic_text, atomic_write_text
+from ntknas.files import atomic_binary, atomic_text, atomic_write_text
 
 SEARCH_CSV = "search.csv"
 SUMMARY_JSON = "summary.json"

@@ -14,8 +14,8 @@ from matplotlib import cm, colors
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ntknas.files import atomic_binary, atomic_text
 from ntknas.store import ResultStore
-from ntknas.store.files import atomic_binary, atomic_text
 
 KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos")
 """The kernel distances of :func:`ntknas.kernel.distances.kernel_distances`, by name."""

@@ -20,6 +20,7 @@ import torch
 
 from ntknas.data import ImageDataset, normalize
 from ntknas.execution.progress import ProgressHook
+from ntknas.files import atomic_write_text, output_folder
 from ntknas.inputs.selection import select_positions
 from ntknas.metrics import DEFAULT_METRICS
 from ntknas.runs.correlate import ArchEntry, CorrelateConfig, CorrelateOutcome, run_correlate
@@ -96,7 +97,7 @@ def demo_ground_truth(
             trainer = Trainer(net, train_set, TrainConfig(batch_size=config.train_batch_size, seed=config.model_seed), "cpu")
             trainer.train_epochs(config.train_epochs)
             known[index] = evaluate_accuracy(net, test_set)
-            cache.write_text(json.dumps({"config": _config_key(config), "accuracy": known}, indent=1))
+            atomic_write_text(cache, json.dumps({"config": _config_key(config), "accuracy": known}, indent=1))
             if on_progress is not None:
                 on_progress(number, len(todo), str(index))
     return {i: known[i] for i in indices}
@@ -115,8 +116,7 @@ def run_demo(
 ) -> CorrelateOutcome:
     from ntknas.data.digits import load_digits_dataset
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     started = time.perf_counter()
     train_set, test_set = load_digits_dataset(image_size=config.image_size)
     indices = select_positions(NB201_NUM_ARCHS, None, config.archs, config.sample_seed)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -35,6 +34,7 @@ from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import resolve_device
+from ntknas.files import atomic_binary
 from ntknas.groundtruth import Benchmark
 from ntknas.inputs import validation as check
 from ntknas.inputs.selection import parse_positions
@@ -487,12 +487,8 @@ def checkpoint_path(run_dir: Path, entry: TrackArch, space: str = "nb201") -> Pa
 def _save_checkpoint(path: Path, payload: Mapping[str, Any]) -> None:
     """Write atomically: a kill leaves either the old checkpoint or the new one, never a torn file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("wb") as handle:
+    with atomic_binary(path) as handle:
         torch.save(dict(payload), handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def _checkpoint_settings(settings: Mapping[str, Any]) -> Any:

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from ntknas.errors import DataError
+from ntknas.files import output_folder
 from ntknas.store.faults import os_fault, sqlite_fault
-from ntknas.store.files import output_folder
 from ntknas.store.lock import RunLock
 from ntknas.version import __version__
 
