@@ -32,7 +32,7 @@ def extensions():
 
 def test_readme_shows_the_examples_verbatim():
     readme = (REPO / "README.md").read_text()
-    for name in ("space", "dataset", "metric", "executor"):
+    for name in ("space", "dataset", "metric", "executor", "strategy"):
         code = (EXAMPLES / f"add_{name}.py").read_text().strip()
         assert code in readme, f"README's worked example differs from examples/add_{name}.py"
 
