@@ -221,3 +221,18 @@ def test_one_documented_scoring_name_and_its_aliases():
     values = score(net, inputs, labels, ("knas", "lga"))
     assert values == {k: v.value for k, v in scoring.evaluate_metrics(net, inputs, labels, ("knas", "lga")).items()}
     assert values == {k: v.value for k, v in scoring.evaluate(net, inputs, labels, ("knas", "lga")).values.items()}
+
+
+def test_vectorized_products_in_several_chunks_match_one_at_a_time(monkeypatch):
+    """The probes are now bounded by the batch, so small chunks stand in for a batch of several
+    chunks of 32 rows: 3 classes + 8 probes make 11 rows, three chunks of 4."""
+    monkeypatch.setattr(passes, "DEFAULT_BATCHED_CHUNK", 4)
+    inputs, labels = _inputs(8), torch.arange(8) % 3
+    settings = EstimatorSettings(probes=8, seed=1)
+    results = []
+    for batched in (False, True):
+        with network_operator(_tiny(), inputs, batched=batched) as operator:
+            results.append(estimate_kernel(operator, labels, settings))
+    for field in ("total_sum", "trace", "frobenius_sq", "centred_frobenius_sq"):
+        first, second = getattr(results[0], field), getattr(results[1], field)
+        assert abs(second - first) <= 1e-5 * abs(first), field
