@@ -44,10 +44,12 @@ _PUBLIC = {
     "available_metrics": "ntknas.metrics",
     "get_metric": "ntknas.metrics",
     "register_metric": "ntknas.metrics",
+    "MetricRun": "ntknas.scoring",
     "MetricValue": "ntknas.scoring",
     "evaluate": "ntknas.scoring",
     "evaluate_metrics": "ntknas.scoring",
     "score": "ntknas.scoring",
+    "score_run": "ntknas.scoring",
     # analysis
     "rank_correlation": "ntknas.analysis",
     # experiments
@@ -113,10 +115,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from ntknas.runs.track import TrackConfig as TrackConfig
     from ntknas.runs.track import TrackOutcome as TrackOutcome
     from ntknas.runs.track import run_track as run_track
+    from ntknas.scoring import MetricRun as MetricRun
     from ntknas.scoring import MetricValue as MetricValue
     from ntknas.scoring import evaluate as evaluate
     from ntknas.scoring import evaluate_metrics as evaluate_metrics
     from ntknas.scoring import score as score
+    from ntknas.scoring import score_run as score_run
     from ntknas.scoring import study_batch as study_batch
     from ntknas.search.driver import SearchConfig as SearchConfig
     from ntknas.search.driver import SearchOutcome as SearchOutcome

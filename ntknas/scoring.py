@@ -1,4 +1,9 @@
-"""Score one network on one batch: every requested metric, each a value or a reason."""
+"""Score one network on one batch: every requested metric, each a value or a reason.
+
+:func:`score` is the one call (name → value); :func:`score_run` returns the same measurement with
+reasons, standard errors and how the kernel was computed. ``evaluate_metrics``, ``run_metrics`` and
+``evaluate`` are aliases of the latter kept for scripts written before 0.2.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import torch
 from torch import nn
@@ -22,6 +28,7 @@ from ntknas.metrics import (
     check_kernel_choice,
     get_metric,
     parse_metric_list,
+    split_output,
 )
 
 
@@ -49,19 +56,46 @@ class MetricRun:
     kernel_seconds: float | None
 
 
-def evaluate_metrics(
+class ScoreOptions(TypedDict, total=False):
+    """How :func:`score` measures, beyond the metrics and the BatchNorm mode (see :func:`score_run`
+    for the defaults)."""
+
+    params: str
+    strategy: str
+    chunk_size: int | None
+    num_classes: int | None
+    eigen_cutoff: float | None
+    kernel: str
+    estimator: EstimatorSettings | None
+
+
+def score(
     net: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     metrics: Sequence[str] | str = DEFAULT_METRICS,
     bn_mode: str = "train",
-    **options: object,
-) -> dict[str, MetricValue]:
-    """Evaluate ``metrics`` on one batch: name → value or missing reason (see :func:`run_metrics`)."""
-    return run_metrics(net, inputs, targets, metrics, bn_mode, **options).values  # type: ignore[arg-type]
+    **options: Unpack[ScoreOptions],
+) -> dict[str, float]:
+    """Score one network on one batch: metric name → value.
+
+    Metrics that share the NTK compute it once. A metric that cannot be computed (a non-finite
+    kernel, a single-class batch) is NaN and its reason is warned; it is never replaced by a
+    number. ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the
+    Jacobian (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics
+    that need the kernel's eigenvalues.
+
+    :func:`score_run` takes the same arguments and returns the details instead: each value or its
+    missing reason, standard errors, timings and the kernel strategy that ran.
+    """
+    run = score_run(net, inputs, targets, metrics, bn_mode, **options)
+    for name, result in run.values.items():
+        if result.missing:
+            warnings.warn(f"{name} is missing: {result.reason}", stacklevel=2)
+    return {name: (math.nan if r.value is None else r.value) for name, r in run.values.items()}
 
 
-def run_metrics(
+def score_run(
     net: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
@@ -76,15 +110,10 @@ def run_metrics(
     kernel: str = "exact",
     estimator: EstimatorSettings | None = None,
 ) -> MetricRun:
-    """Evaluate ``metrics`` on one batch; metrics that share the NTK compute it once.
+    """:func:`score` with the details: each metric a :class:`MetricValue` (value or missing
+    reason, seconds, standard error), and how the kernel was computed.
 
-    A metric that cannot be computed (a non-finite kernel, a single-class batch) comes back
-    missing with its reason; it is never replaced by a number. The time of a shared kernel is
-    counted in the first metric that needs it.
-
-    ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the Jacobian
-    (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics that
-    need the kernel's eigenvalues.
+    The time of a shared kernel is counted in the first metric that needs it.
     """
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
@@ -113,45 +142,44 @@ def run_metrics(
             metric = get_metric(name)
             start = time.perf_counter()
             try:
-                value = float(metric.compute(context))
+                value, error = split_output(metric.compute(context))
             except MetricUnavailable as unavailable:
                 results[name] = MetricValue(None, str(unavailable), time.perf_counter() - start)
                 continue
             elapsed = time.perf_counter() - start
             if math.isfinite(value):
-                results[name] = MetricValue(value, None, elapsed, context.standard_errors.get(name))
+                results[name] = MetricValue(value, None, elapsed, error)
             else:
                 results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
-    ntk = context._cache.get("ntk")
-    if ntk is None and "estimates" in context._cache:
-        return MetricRun(results, "matrix-free", None)
-    return MetricRun(
-        results, None if ntk is None else ntk.strategy, None if ntk is None else ntk.seconds
-    )
+    strategy_used, seconds = context.kernel_run
+    return MetricRun(results, strategy_used, seconds)
 
 
-def score(
+def evaluate_metrics(
     net: nn.Module,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     metrics: Sequence[str] | str = DEFAULT_METRICS,
     bn_mode: str = "train",
-    **options: object,
-) -> dict[str, float]:
-    """Metric name → value; a metric that cannot be computed is NaN and its reason is warned.
+    **options: Unpack[ScoreOptions],
+) -> dict[str, MetricValue]:
+    """Alias of ``score_run(...).values``, kept for scripts written before 0.2."""
+    return score_run(net, inputs, targets, metrics, bn_mode, **options).values
 
-    Use :func:`evaluate_metrics` to get the reasons as data.
-    """
-    values = evaluate_metrics(net, inputs, targets, metrics, bn_mode, **options)  # type: ignore[arg-type]
-    for name, result in values.items():
-        if result.missing:
-            warnings.warn(f"{name} is missing: {result.reason}", stacklevel=2)
-    return {name: (math.nan if r.value is None else r.value) for name, r in values.items()}
+
+def run_metrics(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    bn_mode: str = "train",
+    **options: Unpack[ScoreOptions],
+) -> MetricRun:
+    """Alias of :func:`score_run`, kept for scripts written before 0.2."""
+    return score_run(net, inputs, targets, metrics, bn_mode, **options)
 
 
 evaluate = run_metrics
-"""``evaluate(net, inputs, targets, metrics, bn_mode, ...)``: the metrics of one batch with the
-kernel strategy that ran (:class:`MetricRun`); an alias of :func:`run_metrics`."""
 
 
 def study_batch(

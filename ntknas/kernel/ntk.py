@@ -35,7 +35,6 @@ which costs nothing extra and is about 100× more accurate than one float32 prod
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -45,6 +44,7 @@ from torch.func import functional_call, jacrev, vmap
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.kernel.modes import couples_samples, kernel_mode
 from ntknas.kernel.params import select_parameters
+from ntknas.kernel.passes import DEFAULT_BATCHED_CHUNK, OutputReduction, Pullback, all_logits, summed_logits
 from ntknas.kernel.precision import ieee_float32
 
 STRATEGIES = ("auto", "per_sample", "batched", "loop", "adaptive")
@@ -52,25 +52,9 @@ FORWARDS = ("batch", "per-image")
 """How the samples reach the network: all in one forward pass (``batch``; batch-statistics
 BatchNorm then couples them), or each image in a forward pass of its own (``per-image``)."""
 
-# Rows of J per vectorized backward when no chunk size is given: enough to keep a GPU busy,
-# bounded so that a 256-sample batch does not hold 256 copies of every activation at once.
-DEFAULT_BATCHED_CHUNK = 32
 # The adaptive CPU strategy times one vectorized block of this many rows against single rows.
 ADAPTIVE_CHUNK = 16
 ADAPTIVE_LOOP_TRIAL = 2
-
-OutputReduction = Callable[[torch.Tensor], torch.Tensor]
-
-
-def summed_logits(logits: torch.Tensor) -> torch.Tensor:
-    """One scalar per sample: the sum of its logits (the metrics' kernel)."""
-    return logits.sum(dim=-1)
-
-
-def all_logits(logits: torch.Tensor) -> torch.Tensor:
-    """One scalar per (sample, logit), sample-major (the full per-logit kernel)."""
-    return logits.reshape(-1)
-
 
 @dataclass(frozen=True)
 class NTKResult:
@@ -270,34 +254,13 @@ def _coupled_jacobian(
     computes the rest with the faster: which one wins on a CPU depends on the network, the batch
     and the core count, and the rows timed are part of the result, so the choice is free.
     """
-    names = list(selected)
-    tensors = [selected[name] for name in names]
-    with torch.enable_grad():
-        outputs = reduction(net(inputs))
-    rows = outputs.shape[0]
-    jacobian = {
-        name: torch.empty(rows, p.numel(), dtype=p.dtype, device=p.device)
-        for name, p in zip(names, tensors)
-    }
-    identity = torch.eye(rows, dtype=outputs.dtype, device=outputs.device)
+    pullback = Pullback.of(net, inputs, selected, reduction)
+    rows = pullback.outputs.shape[0]
+    jacobian = pullback.zeros(rows)
+    identity = torch.eye(rows, dtype=pullback.outputs.dtype, device=pullback.outputs.device)
 
     def backward_rows(block: slice, batched: bool) -> None:
-        if batched:
-            gradients = torch.autograd.grad(
-                outputs,
-                tensors,
-                grad_outputs=identity[block],
-                retain_graph=True,
-                allow_unused=True,
-                is_grads_batched=True,
-            )
-            _store_rows(jacobian, names, gradients, block)
-            return
-        for row in range(block.start, block.stop):
-            gradients = torch.autograd.grad(
-                outputs[row], tensors, retain_graph=True, allow_unused=True
-            )
-            _store_rows(jacobian, names, gradients, slice(row, row + 1))
+        pullback.rows_into(jacobian, identity[block], block, vectorized=batched)
 
     step = chunk_size or DEFAULT_BATCHED_CHUNK
     done = 0
@@ -317,16 +280,3 @@ def _coupled_jacobian(
         backward_rows(slice(begin_row, min(begin_row + step, rows)), strategy == "batched")
     return jacobian, strategy
 
-
-def _store_rows(
-    jacobian: dict[str, torch.Tensor],
-    names: list[str],
-    gradients: tuple[torch.Tensor | None, ...],
-    rows: slice,
-) -> None:
-    for name, gradient in zip(names, gradients):
-        target = jacobian[name][rows]
-        if gradient is None:  # a parameter the outputs do not reach has zero gradient
-            target.zero_()
-        else:
-            target.copy_(gradient.reshape(target.shape))

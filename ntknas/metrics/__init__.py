@@ -5,12 +5,14 @@ from ntknas.metrics.registry import (
     MATRIX_FREE_METRICS,
     Metric,
     MetricContext,
+    MetricOutput,
     MetricUnavailable,
     available_metrics,
     check_kernel_choice,
     get_metric,
     parse_metric_list,
     register_metric,
+    split_output,
 )
 
 __all__ = [
@@ -18,10 +20,12 @@ __all__ = [
     "MATRIX_FREE_METRICS",
     "Metric",
     "MetricContext",
+    "MetricOutput",
     "MetricUnavailable",
     "available_metrics",
     "check_kernel_choice",
     "get_metric",
     "parse_metric_list",
     "register_metric",
+    "split_output",
 ]

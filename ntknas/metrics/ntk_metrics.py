@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ntknas.kernel.matrix_free import KernelEstimates
-from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
+from ntknas.metrics.registry import MetricContext, MetricOutput, MetricUnavailable, register_metric
 
 FLOAT32_EPS = float(np.finfo(np.float32).eps)
 
@@ -190,14 +190,13 @@ def _ntk_rank(context: MetricContext) -> float:
     "fnorm", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
     formula="‖K‖_F (matrix-free: randomized estimate of ‖K‖²_F, square-rooted)",
 )
-def _fnorm(context: MetricContext) -> float:
+def _fnorm(context: MetricContext) -> MetricOutput:
     if context.matrix_free:
         estimates = context.estimates
         assert estimates.frobenius_sq is not None and estimates.frobenius_sq_se is not None
         value = _finite("fnorm", float(np.sqrt(estimates.frobenius_sq)))
-        if value > 0:
-            context.standard_errors["fnorm"] = estimates.frobenius_sq_se / (2 * value)
-        return value
+        # The delta method's error of √x is undefined at x = 0: none is reported there.
+        return value, estimates.frobenius_sq_se / (2 * value) if value > 0 else None
     return frobenius_norm(context.kernel)
 
 
@@ -205,12 +204,11 @@ def _fnorm(context: MetricContext) -> float:
     "trace", higher_is_better=True, family="ntk", needs_kernel=True, matrix_free=True,
     formula="tr(K) (NASI-style; matrix-free: randomized estimate)",
 )
-def _trace(context: MetricContext) -> float:
+def _trace(context: MetricContext) -> MetricOutput:
     if context.matrix_free:
         estimates = context.estimates
         assert estimates.trace is not None and estimates.trace_se is not None
-        context.standard_errors["trace"] = estimates.trace_se
-        return _finite("trace", estimates.trace)
+        return _finite("trace", estimates.trace), estimates.trace_se
     return kernel_trace(context.kernel)
 
 
@@ -224,11 +222,10 @@ def _trace(context: MetricContext) -> float:
     formula="⟨K − k̄, Y − ȳ⟩_F / (‖K − k̄‖_F ‖Y − ȳ‖_F), Y_ij = ±1 for same/different label "
     "(matrix-free: numerator exact from class sums, ‖K − k̄‖_F estimated)",
 )
-def _lga(context: MetricContext) -> float:
+def _lga(context: MetricContext) -> MetricOutput:
     if context.matrix_free:
         value, error = matrix_free_lga(context.estimates, context.labels)
-        context.standard_errors["lga"] = error
-        return _finite("lga", value)
+        return _finite("lga", value), error
     return label_gradient_alignment(context.kernel, context.labels)
 
 

@@ -1,9 +1,10 @@
 """One registry of architecture metrics, looked up by name everywhere a metric name is accepted.
 
 A metric is a function of a :class:`MetricContext` (the network, one batch, its labels and the
-kernel settings) that returns a float or raises :class:`MetricUnavailable` with a reason. The
-context computes shared intermediate results (the NTK, its eigenvalues) once, on first use, so
-that asking for five kernel metrics costs one kernel.
+kernel settings) that returns a float — or, for a randomized estimate, a pair (value, standard
+error) — or raises :class:`MetricUnavailable` with a reason. The context computes shared
+intermediate results (the NTK, its eigenvalues) once, on first use, so that asking for five kernel
+metrics costs one kernel.
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ class MetricContext:
     estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
     wanted: tuple[str, ...] = ()
     """The metrics of this evaluation: tells the matrix-free path which estimates to pay for."""
-    standard_errors: dict[str, float] = field(default_factory=dict)
-    """Metric → standard error, for values a randomized estimator produced."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -108,6 +107,18 @@ class MetricContext:
         return self.cached("estimates", compute)
 
     @property
+    def kernel_run(self) -> tuple[str | None, float | None]:
+        """How this context computed the kernel, for reports: the exact kernel's strategy and
+        seconds, ``("matrix-free", None)`` for matrix-free products, ``(None, None)`` when no
+        metric needed either."""
+        ntk = self._cache.get("ntk")
+        if ntk is not None:
+            return ntk.strategy, ntk.seconds
+        if "estimates" in self._cache:
+            return "matrix-free", None
+        return None, None
+
+    @property
     def matrix_free(self) -> bool:
         return self.kernel_kind == "matrix-free"
 
@@ -116,7 +127,18 @@ class MetricContext:
         return self.targets.detach().cpu().numpy()
 
 
-MetricFunction = Callable[[MetricContext], float]
+MetricOutput = float | tuple[float, float | None]
+"""A metric's value, or (value, standard error) for a value a randomized estimator produced."""
+
+MetricFunction = Callable[[MetricContext], MetricOutput]
+
+
+def split_output(output: MetricOutput) -> tuple[float, float | None]:
+    """(value, standard error) of what a metric returned; a plain value has no error (None)."""
+    if isinstance(output, tuple):
+        value, error = output
+        return float(value), None if error is None else float(error)
+    return float(output), None
 
 
 @dataclass(frozen=True)
@@ -161,18 +183,31 @@ def register_metric(
     needs_kernel: bool = False,
     needs_labels: bool = False,
     matrix_free: bool = False,
+    replace: bool = False,
 ) -> Callable[[MetricFunction], MetricFunction]:
-    """Decorator that adds a metric to the registry under ``name``."""
+    """Decorator that adds a metric to the registry under ``name``.
+
+    A name already registered is refused unless ``replace=True`` (re-running a notebook cell that
+    defines the metric); a built-in metric is replaced the same way.
+    """
 
     def decorate(function: MetricFunction) -> MetricFunction:
-        if name in _REGISTRY:
-            raise ValueError(f"metric {name!r} is registered twice")
+        if function.__module__ not in _BUILTIN_MODULES:
+            # Built-ins first: a user's "knas" is then refused here, not when a built-in loads later.
+            _load_builtin_metrics()
+        if name in _REGISTRY and not replace:
+            raise NtknasError(
+                f"metric {name!r} is already registered: pass replace=True to register_metric to redefine it"
+            )
         _REGISTRY[name] = Metric(
             name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels, matrix_free
         )
         return function
 
     return decorate
+
+
+_BUILTIN_MODULES = frozenset({"ntknas.metrics.flops", "ntknas.metrics.ntk_metrics", "ntknas.metrics.zero_cost"})
 
 
 def _load_builtin_metrics() -> None:
