@@ -29,7 +29,7 @@ from ntknas.inputs.validation import check_batch_fits
 from ntknas.metrics import DEFAULT_METRICS, MATRIX_FREE_METRICS, check_kernel_choice, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
 from ntknas.runs.skeleton import LazyData, deadline_after, open_run
-from ntknas.scoring import MetricValue, evaluate_metrics
+from ntknas.scoring import MetricValue, score_run
 from ntknas.settings import PROTOCOLS as SETTINGS_PROTOCOLS
 from ntknas.settings import MeasureSettings, check_fields, setting
 from ntknas.spaces import get_space
@@ -564,11 +564,11 @@ def _evaluate(
     if not metrics:
         return {}
     try:
-        return evaluate_metrics(
+        return score_run(
             net, batch.inputs, batch.targets, metrics, bn_mode,
             params=config.params, strategy=config.strategy, chunk_size=config.chunk_size,
             kernel=config.kernel, estimator=config.estimator_settings,
-        )
+        ).values
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()
         reason = "out of GPU memory: rerun with a smaller --chunk-size"

@@ -19,7 +19,7 @@ from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, o
 from ntknas.inputs.validation import seed as check_seed
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES
 from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
-from ntknas.scoring import MetricValue, run_metrics
+from ntknas.scoring import MetricValue, score_run
 from ntknas.settings import KernelSettings, network_builder
 from ntknas.spaces import get_space
 
@@ -210,7 +210,7 @@ def score_architecture(
     net = build(build_arg).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     started = time.perf_counter()
-    run = run_metrics(
+    run = score_run(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
         kernel=kernel, estimator=kernel_settings.estimator_settings,
     )
