@@ -442,3 +442,39 @@ def test_search_is_in_the_public_api():
 
     assert ntknas.run_search is run_search and ntknas.SearchConfig is SearchConfig
     assert "run_search" in dir(ntknas)
+
+
+def test_missing_proxy_values_are_counted_and_warned(space, table, tmp_path, caplog):
+    """Issue 22.2: a proxy column with holes still searches (missing values rank last), but the
+    warning and both summaries say how many were missing."""
+    holes = tmp_path / "holes.csv"
+    with table.open() as source, holes.open("w", newline="") as target:
+        reader, writer = csv.reader(source), csv.writer(target)
+        writer.writerow(next(reader))
+        for number, row in enumerate(reader):
+            writer.writerow(row[:2] + ["" if number % 2 else row[2]])
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="ntknas"):
+        outcome = run_search(_config(table, out, proxy_table=str(holes), candidates=20, runs=2))
+    (record,) = outcome.records
+    assert record["proxy_values"] == 40 and 0 < record["proxy_missing"] < 40
+    rows = [r for r in _rows(out) if r["new"] == "1"]
+    assert record["proxy_missing"] == sum(r["value"] == "" for r in rows)
+    line = f"{record['proxy_missing']} of 40 proxy values are missing"
+    assert any(line in message for message in caplog.messages)
+    summary = json.loads((out / "summary.json").read_text())
+    assert any(line in warning for warning in summary["warnings"])
+    assert f"| {record['proxy_missing']} of 40 |" in (out / "summary.md").read_text()
+
+
+def test_the_target_as_its_own_proxy_is_named_an_upper_bound(space, table, tmp_path, caplog):
+    """Issue 22.5: guiding by the reported column is allowed (an upper bound) but never called
+    a search that does not use the target."""
+    out = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="ntknas"):
+        run_search(_config(table, out, proxies=("bench:acc", "bench:signal"), runs=2))
+    assert any("bench:acc is the reported --target column itself" in m for m in caplog.messages)
+    markdown = (out / "summary.md").read_text()
+    assert "also the proxy bench:acc: an upper bound" in markdown and "never used for guidance" not in markdown
+    run_search(_config(table, tmp_path / "clean", runs=2))
+    assert "never used for guidance" in (tmp_path / "clean" / "summary.md").read_text()

@@ -80,6 +80,8 @@ class SearchSpec:
     runs: int
     seed: int
     settings: dict[str, Any] = field(default_factory=dict)
+    guided_by_target: tuple[str, ...] = ()
+    """Proxies that are the reported column itself (an upper bound, not a search)."""
 
 
 @dataclass(frozen=True)
@@ -123,11 +125,24 @@ def final_rows(rows: Sequence[SearchRow]) -> dict[SearchLabel, list[SearchRow]]:
     return out
 
 
+def missing_proxy_values(rows: Sequence[SearchRow]) -> dict[SearchLabel, tuple[int, int]]:
+    """(missing, scored) proxy values per search, over its runs: each architecture a run scored
+    counts once per stage; a missing one ranked below every measured value."""
+    counts: dict[SearchLabel, list[int]] = {label: [0, 0] for label in _labels(rows)}
+    for row in rows:
+        if row.new:
+            tally = counts[SearchLabel(row.strategy, row.proxy)]
+            tally[1] += 1
+            tally[0] += row.value is None
+    return {label: (tally[0], tally[1]) for label, tally in counts.items()}
+
+
 def summarize_search(rows: Sequence[SearchRow], spec: SearchSpec) -> list[dict[str, Any]]:
     """One record per (strategy, proxy): the reported accuracy of the runs' choices (mean and
     sample standard deviation, ddof = 1), regret to the best architecture in the space, and the
     mean cost."""
     records = []
+    missing = missing_proxy_values(rows)
     for label, finals in final_rows(rows).items():
         accuracy = np.array([_nan(r.best_accuracy) for r in finals])
         regret = spec.best_in_space - accuracy if spec.best_in_space is not None else np.full(len(finals), np.nan)
@@ -146,6 +161,8 @@ def summarize_search(rows: Sequence[SearchRow], spec: SearchSpec) -> list[dict[s
             "train_seconds_mean": _mean(np.array([r.train_seconds for r in finals])),
             "cost_mean": _mean(np.array([r.cost for r in finals])),
             "cost_total": _round(sum(r.cost for r in finals)),
+            "proxy_values": missing[label][1],
+            "proxy_missing": missing[label][0],
             "final": [
                 {"run": r.run, "seed": r.seed, "arch": r.best_arch, "accuracy": _json(r.best_accuracy),
                  "regret": _json(None if spec.best_in_space is None or r.best_accuracy is None
@@ -230,7 +247,7 @@ def _write_json(path: Path, summary: dict[str, Any]) -> Path:
 
 SEARCH_HEADERS = (
     "strategy", "proxy", "runs", "accuracy (mean ± std)", "regret", "found best", "archs scored",
-    "epochs trained", "cost (s, mean per run)",
+    "epochs trained", "cost (s, mean per run)", "proxy values missing",
 )
 
 
@@ -245,6 +262,7 @@ def search_table_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]
         rows.append((
             str(r["strategy"]), str(r["proxy"]), str(r["runs"]), accuracy, regret, found,
             _number(r["evaluations_mean"], 1), _number(r["epochs_mean"], 1), _number(r["cost_mean"], 1),
+            f"{r.get('proxy_missing', 0)} of {r.get('proxy_values', 0)}",
         ))
     return rows
 
@@ -265,7 +283,8 @@ def search_facts(summary: dict[str, Any]) -> list[tuple[str, str]]:
     measured = summary.get("measured_now") or {}
     facts = [
         ("space and dataset", f"{spec['space']}, {spec['dataset']}"),
-        ("reported accuracy (never used for guidance)",
+        ("reported accuracy" + (f" (also the proxy {', '.join(spec['guided_by_target'])}: an upper bound, not a search)"
+                                if spec.get("guided_by_target") else " (never used for guidance)"),
          f"{spec['target']} from {spec['benchmark'] or 'the caller'}"
          + ("" if best is None else f"; best in the space {best:.2f} ({spec['best_in_space_arch']})")),
         ("budget", " or ".join(budget) or "none"),

@@ -36,7 +36,7 @@ from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.groundtruth import Benchmark, load_benchmark
 from ntknas.inputs import validation as check
 from ntknas.metrics import check_kernel_choice, get_metric
-from ntknas.report.search import SearchRow, SearchSpec, summarize_search, write_search_outputs
+from ntknas.report.search import SearchRow, SearchSpec, missing_proxy_values, summarize_search, write_search_outputs
 from ntknas.runs.correlate import (
     ArchEntry,
     CorrelateConfig,
@@ -630,12 +630,14 @@ def run_search(
         runs = _drive(_plans(config, evaluators), sources.proposals, config)
         rows = _rows(runs, sources.reported, sources.space)
         best, best_key = sources.reported.best()
+        guided_by_target = _target_proxies(config, sources)
         spec = SearchSpec(
             space=config.space, dataset=info.name, target=sources.reported.name, benchmark=sources.reported.source,
             best_in_space=best, best_in_space_arch=best_key, candidates=config.candidates,
             time_budget=config.time_budget, runs=config.runs, seed=config.seed, settings=_plain_settings(config, info),
+            guided_by_target=guided_by_target,
         )
-        warnings = _strategy_warnings(config)
+        warnings = _strategy_warnings(config) + _missing_warnings(rows) + _target_warnings(guided_by_target)
         extra: dict[str, Any] = {
             "command": command_line or "",
             "measured_now": {"architectures": counters.measured, "seconds": round(counters.seconds, 3),
@@ -736,6 +738,42 @@ def _all_proxies(config: SearchConfig) -> list[str]:
 
 def _strategy_settings(config: SearchConfig) -> StrategySettings:
     return StrategySettings(population=config.population, tournament=config.tournament, top_k=config.top_k)
+
+
+def _target_proxies(config: SearchConfig, sources: _Sources) -> tuple[str, ...]:
+    """The proxies that are the reported column of the reported table itself."""
+    if sources.benchmark is None or config.proxy_table not in (None, config.benchmark):
+        return ()
+    return tuple(p for p in _all_proxies(config) if p == f"{TABLE_PREFIX}{sources.reported.name}")
+
+
+def _target_warnings(proxies: Sequence[str]) -> list[str]:
+    lines = [
+        f"--proxy {proxy} is the reported --target column itself: the search is guided by what it reports "
+        "(an upper bound, not a search); for the oracle baseline use another column, e.g. "
+        "bench:cifar10_valid_valid_hp12 with --proxy-table nb201_supplementary.csv"
+        for proxy in proxies
+    ]
+    for line in lines:
+        log.warning("%s", line)
+    return lines
+
+
+def _missing_warnings(rows: Sequence[SearchRow]) -> list[str]:
+    """One line per search whose proxy values are partly missing (they rank below every value)."""
+    reasons: dict[str, str] = {}
+    for row in rows:
+        if row.new and row.value is None and row.reason:
+            reasons.setdefault(f"{row.strategy}, {row.proxy}", row.reason)
+    lines = []
+    for label, (missing, scored) in missing_proxy_values(rows).items():
+        if missing:
+            why = reasons.get(f"{label.strategy}, {label.proxy}", "no reason recorded")
+            lines.append(f"{label.strategy}, {label.proxy}: {missing} of {scored} proxy values are missing "
+                         f"(e.g. {why}); they rank below every measured value")
+    for line in lines:
+        log.warning("%s", line)
+    return lines
 
 
 def _strategy_warnings(config: SearchConfig) -> list[str]:
