@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from ntknas import cli_types as T
-from ntknas.console import Progress
+from ntknas.console import Progress, Stages
 from ntknas.errors import NtknasError
 
 if TYPE_CHECKING:
@@ -76,12 +76,14 @@ def _run_score(args: argparse.Namespace) -> int:
         print("ntknas score: --seed is deprecated, it is the model seed: use --model-seed", file=sys.stderr)
         args.model_seed = args.legacy_seed
     kernel = dataclasses.asdict(from_args(KernelSettings, args))
+    stages = Stages(enabled=False if args.json else None)
     outcome = score_architecture(
         space=args.space, arch=args.arch, index=args.index, benchmark=args.benchmark, dataset=args.dataset,
         data_dir=args.data_dir, batch_file=args.batch_file, batch_size=args.batch_size, bn_mode=args.bn,
         **_metrics_option(args), params=args.params, variant=args.variant, seed=args.model_seed,
-        device=args.device, init=args.init, bias_init=args.bias_init, **kernel,
+        device=args.device, init=args.init, bias_init=args.bias_init, **kernel, on_stage=stages,
     )
+    stages.close()
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
     else:
@@ -463,18 +465,26 @@ def main(argv: Sequence[str] | None = None) -> int:
             with stop_on_signals():  # SIGTERM (schedulers, timeout) stops like Ctrl-C
                 return handler(args)
         except OSError as error:  # a file no layer below named: one line all the same
-            raise os_fault(error, kept=args.command in ("correlate", "track", "search", "demo")) from None
+            raise os_fault(error, kept=args.command in STORING_COMMANDS) from None
         except sqlite3.Error as error:
             raise sqlite_fault(error, Path(getattr(args, "out", None) or ".") / "results.sqlite", writing=True) from None
     except NtknasError as error:
         print(f"ntknas {args.command}: error: {error}", file=sys.stderr)
         return error.exit_status
     except Terminated as stop:
-        print(f"ntknas {args.command}: stopped by {stop.signal_name}; rerun the same command to resume", file=sys.stderr)
+        print(f"ntknas {args.command}: stopped by {stop.signal_name}{_resume_hint(args.command)}", file=sys.stderr)
         return stop.exit_status
     except KeyboardInterrupt:
-        print(f"ntknas {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        print(f"ntknas {args.command}: interrupted{_resume_hint(args.command)}", file=sys.stderr)
         return 130
+
+
+STORING_COMMANDS = ("correlate", "track", "search", "demo")
+
+
+def _resume_hint(command: str) -> str:
+    """Only commands that store results resume; the others just stop."""
+    return "; rerun the same command to resume" if command in STORING_COMMANDS else ""
 
 
 if __name__ == "__main__":  # pragma: no cover

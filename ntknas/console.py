@@ -66,3 +66,49 @@ class Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+
+
+class Stages:
+    """Renders a one-architecture command's stages (``stage(text)``): on a terminal one status
+    line with the seconds the stage has taken, updated every second; plain log lines otherwise
+    (``enabled=False``: nothing)."""
+
+    def __init__(self, enabled: bool | None = None) -> None:
+        self.interactive = sys.stderr.isatty() if enabled is None else enabled
+        self.quiet = enabled is False
+        self._text = ""
+        self._since = time.perf_counter()
+        self._stop: Any = None
+        self._thread: Any = None
+
+    def __call__(self, text: str) -> None:
+        if self.quiet:
+            return
+        self._text, self._since = text, time.perf_counter()
+        if not self.interactive:
+            print(f"{text}…", file=sys.stderr, flush=True)
+            return
+        if self._thread is None:
+            import threading
+
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._tick, daemon=True)
+            self._thread.start()
+        self._draw()
+
+    def _draw(self) -> None:
+        elapsed = time.perf_counter() - self._since
+        sys.stderr.write(f"\r\033[K{self._text}… {elapsed:.0f} s")
+        sys.stderr.flush()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(1.0):
+            self._draw()
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._thread = None

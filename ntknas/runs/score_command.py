@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,7 +188,12 @@ def score_architecture(
     probes: int = DEFAULT_PROBES,
     estimator_seed: int = 0,
     estimator: str = DEFAULT_ESTIMATOR,
+    on_stage: Callable[[str], None] | None = None,
 ) -> ScoreOutcome:
+    """Score one architecture on one batch; ``on_stage(text)`` is told each stage as it starts
+    (the exact kernel with train-mode BatchNorm takes one backward pass per image: minutes at
+    batch 256 on a CPU)."""
+    stage = on_stage or (lambda text: None)
     flagged("--model-seed", check_seed, seed)
     optional("--batch-size", positive_int, batch_size)
     optional("--arch", nonempty_text, arch)
@@ -201,14 +206,19 @@ def score_architecture(
     check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
+    stage("reading the batch")
     inputs, targets, num_classes, description = _score_batch(dataset, data_dir, batch_file, batch_size, seed, target_device)
     if inputs.shape[0] < 2:
         raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
     torch.manual_seed(seed)
+    stage("building the network")
     measured_space = get_space(space)
     build = network_builder(measured_space.name, num_classes, measured_space.options_with(variant=variant), init, bias_init)
     net = build(build_arg).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
+    kind = "matrix-free estimates" if kernel == "matrix-free" else "the exact kernel"
+    stage(f"computing {', '.join(parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))} "
+          f"on {len(targets)} images ({kind}, BatchNorm {bn_mode})")
     started = time.perf_counter()
     run = score_run(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,

@@ -1,0 +1,42 @@
+"""ntknas score: stage lines while it works, --model-seed (and the deprecated --seed), and a
+Ctrl-C that says nothing about resuming (score stores nothing)."""
+
+import json
+
+import pytest
+
+from ntknas.cli import main
+from ntknas.runs import score_command
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_each_stage_is_a_line_on_stderr_when_not_a_terminal(capsys):
+    assert main(["score", "--batch-size", "4", "--metrics", "knas"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[:3] == ["reading the batch…", "building the network…",
+                       "computing knas on 4 images (the exact kernel, BatchNorm train)…"]
+
+
+def test_json_output_has_no_stage_lines(capsys):
+    assert main(["score", "--batch-size", "4", "--metrics", "knas", "--json"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["metrics"]["knas"] > 0 and out.err == ""
+
+
+def test_seed_is_the_deprecated_spelling_of_model_seed(capsys):
+    assert main(["score", "--batch-size", "4", "--metrics", "knas", "--json", "--model-seed", "3"]) == 0
+    new = json.loads(capsys.readouterr().out)["metrics"]["knas"]
+    assert main(["score", "--batch-size", "4", "--metrics", "knas", "--json", "--seed", "3"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out)["metrics"]["knas"] == new
+    assert out.err.strip() == "ntknas score: --seed is deprecated, it is the model seed: use --model-seed"
+
+
+def test_ctrl_c_says_interrupted_without_a_resume_hint(monkeypatch, capsys):
+    def interrupted(**kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(score_command, "score_architecture", interrupted)
+    assert main(["score", "--batch-size", "4"]) == 130
+    assert capsys.readouterr().err.strip() == "ntknas score: interrupted"
