@@ -91,10 +91,13 @@ def _run_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_kernel_options(parser: argparse.ArgumentParser) -> None:
-    from ntknas.settings import KernelSettings, add_options
+def _add_kernel_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()) -> None:
+    """The kernel options; the estimator's default to None so that giving one to the exact
+    kernel (which ignores it) can be warned about."""
+    from ntknas.settings import ESTIMATOR_OPTIONS, KernelSettings, add_options
 
-    add_options(parser.add_argument_group("kernel"), KernelSettings)
+    add_options(parser.add_argument_group("kernel"), KernelSettings, skip=skip,
+                defaults={name: None for name in ESTIMATOR_OPTIONS})
 
 
 def _metrics_option(args: argparse.Namespace) -> dict[str, Any]:
@@ -313,7 +316,7 @@ def _add_search(commands: argparse._SubParsersAction) -> None:
                 required=["out", "benchmark", "proxies"], defaults={"candidates": None, "cache": []})
     parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
     add_options(parser, MeasureSettings, only=["init", "bias_init", "nb101_stem_channels"])
-    add_options(parser.add_argument_group("kernel"), KernelSettings, skip=["strategy"])
+    _add_kernel_options(parser, skip=["strategy"])
     _add_executor_options(parser)
     parser.set_defaults(handler=_run_search)
 
@@ -455,6 +458,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (status := _load_plugins(args.plugin, f"ntknas {args.command}")) is not None:  # abbreviated --plug
         return status
     args.command_line = "ntknas " + " ".join(shlex.quote(a) for a in arguments)
+    from ntknas.settings import ignored_estimator_flags
+
+    for flag in ignored_estimator_flags(args):
+        print(f"ntknas {args.command}: warning: {flag} is ignored: it sizes --kernel matrix-free estimates, "
+              "and this run uses the exact kernel", file=sys.stderr)
     _show_library_logs()
     handler: Handler = args.handler
     from ntknas.execution.signals import Terminated, stop_on_signals

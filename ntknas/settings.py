@@ -284,10 +284,26 @@ def add_options(
 
 
 def from_args(cls: type, args: argparse.Namespace, **values: Any) -> Any:
-    """``cls`` built from the parsed options that are its fields, then ``values``."""
-    names = {item.name for item in fields(cls)}
-    given = {name: value for name, value in vars(args).items() if name in names}
+    """``cls`` built from the parsed options that are its fields, then ``values``. An option left
+    at ``None`` whose field has another default (see ``defaults`` of :func:`add_options`: a way
+    to tell "not given" from "given the default") takes the field's default."""
+    unset = {item.name for item in fields(cls) if item.default is not None or item.default_factory is not MISSING}
+    given = {
+        item.name: getattr(args, item.name) for item in fields(cls)
+        if hasattr(args, item.name) and not (getattr(args, item.name) is None and item.name in unset)
+    }
     return cls(**(given | values))
+
+
+ESTIMATOR_OPTIONS = ("probes", "estimator", "estimator_seed")
+
+
+def ignored_estimator_flags(args: argparse.Namespace) -> list[str]:
+    """The estimator flags given with ``--kernel exact``, which does not estimate anything."""
+    if getattr(args, "kernel", "exact") != "exact":
+        return []
+    flags = {item.name: item.metadata["flag"] for item in fields(KernelSettings)}
+    return [flags[name] for name in ESTIMATOR_OPTIONS if getattr(args, name, None) is not None]
 
 
 def measure_fields(settings: MeasureSettings) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """``ntknas report``: HTML and Markdown from stored correlate and track runs; bad input."""
 
 import base64
+import json
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -151,3 +152,21 @@ def test_report_bad_input_is_one_line(runs, tmp_path, capsys):
     assert not (tmp_path / "missing").exists() and not (tmp_path / "results.sqlite").exists()
     with pytest.raises(DataError, match="no run folder"):
         write_report([])
+
+
+def test_the_summary_says_why_a_correlation_is_missing(tmp_path, capsys):
+    """Issue 22.10: --init zero leaves a constant knas and no LGA; summary.md says so and why."""
+    from ntknas.cli import main
+
+    benchmark = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201" / "nb201_accuracies.csv"
+    if not benchmark.is_file():
+        pytest.skip("needs ../shared/data")
+    out = tmp_path / "zero"
+    assert main(["correlate", "--dataset", "digits", "--benchmark", str(benchmark), "--archs", "0:4",
+                 "--batch-size", "4", "--bn", "train", "--metrics", "knas,lga", "--init", "zero",
+                 "--out", str(out), "--no-progress"]) == 0
+    markdown = (out / "summary.md").read_text()
+    assert "- knas, BN train, epoch 0: all 4 values equal 0: a constant ranks nothing" in markdown
+    assert "- lga, BN train, epoch 0: 4 missing: LGA is undefined for a constant kernel (4)" in markdown
+    records = json.loads((out / "summary.json").read_text())
+    assert {r["metric"]: r["missing_reasons"] for r in records}["lga"] == {"LGA is undefined for a constant kernel": 4}

@@ -40,3 +40,13 @@ def test_ctrl_c_says_interrupted_without_a_resume_hint(monkeypatch, capsys):
     monkeypatch.setattr(score_command, "score_architecture", interrupted)
     assert main(["score", "--batch-size", "4"]) == 130
     assert capsys.readouterr().err.strip() == "ntknas score: interrupted"
+
+
+def test_estimator_flags_with_the_exact_kernel_are_warned(capsys):
+    assert main(["score", "--batch-size", "4", "--metrics", "knas", "--json", "--probes", "5"]) == 0
+    err = capsys.readouterr().err.strip()
+    assert err == ("ntknas score: warning: --probes is ignored: it sizes --kernel matrix-free estimates, "
+                   "and this run uses the exact kernel")
+    assert main(["score", "--batch-size", "4", "--metrics", "knas", "--json", "--kernel", "matrix-free",
+                 "--probes", "4"]) == 0
+    assert "ignored" not in capsys.readouterr().err

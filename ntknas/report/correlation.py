@@ -120,7 +120,11 @@ def summarize(rows: Sequence[ScoreRow], config: SummarySpec) -> list[dict[str, A
                     "kendall_ci": [_json_float(v) for v in result.kendall_ci],
                     "spearman_ci": [_json_float(v) for v in result.spearman_ci],
                     "missing": int(np.sum(~np.isfinite(values))),
+                    "missing_reasons": dict(Counter(
+                        r.reasons.get(metric, "no value stored") for r in subset if r.values.get(metric) is None
+                    ).most_common()),
                     "higher_is_better": direction,
+                    **_constant_note(values),
                 })
     return records
 
@@ -182,6 +186,28 @@ def summary_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     return rows
 
 
+def _constant_note(values: np.ndarray) -> dict[str, str]:
+    """A note where every measured value is the same: such a metric ranks nothing (τ is n/a)."""
+    finite = values[np.isfinite(values)]
+    if finite.size >= 2 and np.all(finite == finite[0]):
+        return {"note": f"all {finite.size} values equal {finite[0]:.6g}: a constant ranks nothing"}
+    return {}
+
+
+def missing_lines(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Why values are missing: one line per metric, BN mode and stage that lacks any, with the
+    reasons the store recorded and their counts (a table cell says n/a, this says why)."""
+    lines = []
+    for r in records:
+        if r.get("note"):
+            lines.append(f"- {r['metric']}, BN {r['bn']}, epoch {r['train_epochs']}: {r['note']}")
+        reasons = r.get("missing_reasons") or {}
+        if r["missing"] and reasons:
+            why = "; ".join(f"{reason} ({count})" for reason, count in reasons.items())
+            lines.append(f"- {r['metric']}, BN {r['bn']}, epoch {r['train_epochs']}: {r['missing']} missing: {why}")
+    return ["Why some correlations are n/a:", "", *lines, ""] if lines else []
+
+
 def markdown_table(records: Sequence[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(SUMMARY_HEADERS) + " |", "|" + "---|" * len(SUMMARY_HEADERS)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_rows(records)]
@@ -210,6 +236,7 @@ def _write_markdown(
         "",
         markdown_table(records),
         "",
+        *missing_lines(records),
     ]
     atomic_write_text(path, "\n".join(text))
     return path
