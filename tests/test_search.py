@@ -207,6 +207,12 @@ def test_time_budget_stops_a_run_once_its_cost_reaches_it(space, table, tmp_path
             costs = [float(r["cost"]) for r in steps]
             assert costs[-1] >= 0.02 and all(c < 0.02 for c in costs[:-1])
             assert costs == sorted(costs)
+    # Issue 22.4: the budget binds measurement too, not only what the runs record: beyond the
+    # architectures recorded, at most one measurement per run (the one that crossed the budget).
+    with sqlite3.connect(out / "results.sqlite") as db:
+        measured = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
+    recorded = len({r["arch"] for r in rows})
+    assert recorded <= measured <= recorded + 4
 
 
 # ------------------------------------------------------------------------------------ guidance

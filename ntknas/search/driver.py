@@ -366,6 +366,10 @@ class ProxyEvaluator(ABC):
     @abstractmethod
     def evaluate(self, archs: Sequence[Any]) -> dict[str, Evaluation]: ...
 
+    def ready(self, key: str) -> bool:
+        """Whether ``key``'s value can be had without measuring (stored, cached, a table)."""
+        return True
+
 
 class TableProxy(ProxyEvaluator):
     """A benchmark column as the proxy (higher is better): the oracle baselines. A lookup costs
@@ -463,6 +467,9 @@ class MetricProxy(ProxyEvaluator):
         if pending:
             self._measure(pending)
         return {self.space.key(a): self.known[self.space.key(a)] for a in archs}
+
+    def ready(self, key: str) -> bool:
+        return key in self.known or key in self.cached
 
     def _entry(self, key: str, arch: Any) -> ArchEntry:
         # No accuracy: what is measured for a search never carries the target.
@@ -840,20 +847,69 @@ def _drive(plans: Sequence[_SearchPlan], proposals: Proposals, config: SearchCon
         active = [run for run in runs if run.ask is not None]
         if not active:
             return runs
-        wanted: dict[int, tuple[ProxyEvaluator, list[Any]]] = {}
+        if config.time_budget is None:
+            answers = _answers(active, proposals)
+        else:
+            answers = _answers_within_budget(active, proposals, config.time_budget)
         for run in active:
-            assert run.ask is not None
-            source = run.evaluator(run.ask.stage)
-            wanted.setdefault(id(source), (source, []))[1].extend(run.ask.archs)
-        scored = {number: source.evaluate(archs) for number, (source, archs) in wanted.items()}
-        for run in active:
-            assert run.ask is not None
-            values = scored[id(run.evaluator(run.ask.stage))]
-            answer = [values[proposals.key(arch)] for arch in run.ask.archs]
+            answer = answers[id(run)]
             try:
                 run.ask = run.search.send(answer)
             except StopIteration:
                 run.ask = None
+
+
+OVER_BUDGET = "not measured: the run's --time-budget was spent"
+
+
+def _answers(active: Sequence[_Run], proposals: Proposals) -> dict[int, list[Evaluation]]:
+    """Each run's answer, the round's asks scored in one batch per proxy."""
+    wanted: dict[int, tuple[ProxyEvaluator, list[Any]]] = {}
+    for run in active:
+        assert run.ask is not None
+        source = run.evaluator(run.ask.stage)
+        wanted.setdefault(id(source), (source, []))[1].extend(run.ask.archs)
+    scored = {number: source.evaluate(archs) for number, (source, archs) in wanted.items()}
+    answers = {}
+    for run in active:
+        assert run.ask is not None
+        values = scored[id(run.evaluator(run.ask.stage))]
+        answers[id(run)] = [values[proposals.key(arch)] for arch in run.ask.archs]
+    return answers
+
+
+def _answers_within_budget(active: Sequence[_Run], proposals: Proposals, seconds: float) -> dict[int, list[Evaluation]]:
+    """Each run's answer, measuring only while its budget lasts: a run's asked architectures are
+    settled in order, values that cost nothing to have (stored, cached, a table) at once, the
+    others measured one per run and round, batched across runs; once a run's accounted cost
+    reaches its budget its remaining architectures are left unmeasured (the ledger, exhausted,
+    records none of them). At most one measurement per run goes beyond the budget."""
+    answers: dict[int, list[Evaluation]] = {id(run): [] for run in active}
+    spent = {id(run): run.ledger.cost for run in active}
+    charged: dict[int, set[str]] = {id(run): set() for run in active}
+    while True:
+        wanted: dict[int, tuple[ProxyEvaluator, list[Any]]] = {}
+        for run in active:
+            assert run.ask is not None
+            source, answer = run.evaluator(run.ask.stage), answers[id(run)]
+            while len(answer) < len(run.ask.archs):
+                arch = run.ask.archs[len(answer)]
+                key = proposals.key(arch)
+                if spent[id(run)] >= seconds:
+                    answer.append(Evaluation(None, None, OVER_BUDGET))
+                elif source.ready(key):
+                    (evaluation,) = source.evaluate([arch]).values()
+                    if not run.ledger.seen(run.ask.stage, arch) and key not in charged[id(run)]:
+                        charged[id(run)].add(key)
+                        spent[id(run)] += evaluation.proxy_seconds + evaluation.train_seconds
+                    answer.append(evaluation)
+                else:
+                    wanted.setdefault(id(source), (source, []))[1].append(arch)
+                    break
+        if not wanted:
+            return answers
+        for source, archs in wanted.values():
+            source.evaluate(archs)  # measured and kept by the source: settled in the next round
 
 
 def _rows(runs: Sequence[_Run], reported: Reported, space: SearchSpace) -> list[SearchRow]:
