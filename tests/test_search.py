@@ -484,3 +484,31 @@ def test_the_target_as_its_own_proxy_is_named_an_upper_bound(space, table, tmp_p
     assert "also the proxy bench:acc: an upper bound" in markdown and "never used for guidance" not in markdown
     run_search(_config(table, tmp_path / "clean", runs=2))
     assert "never used for guidance" in (tmp_path / "clean" / "summary.md").read_text()
+
+
+def test_rea_on_a_partial_nb101_table_proposes_only_its_rows(tmp_path):
+    """Issue 22.10: mutating a cell of a partial NB101 table gives a cell of the table, so REA
+    never chooses a cell with no reported accuracy."""
+    from ntknas.groundtruth import load_benchmark
+    from ntknas.search.driver import TableProposals
+    from ntknas.spaces import get_space
+
+    full = REPO.parent / "shared" / "data" / "nb101" / "nb101_108ep_test_seed0.npz"
+    if not full.is_file():
+        pytest.skip("needs ../shared/data")
+    with np.load(full) as data:
+        rows = np.sort(np.random.default_rng(0).choice(len(data["hash"]), size=60, replace=False))
+        np.savez(tmp_path / "part.npz", **{n: data[n] if n == "op_code_legend" else data[n][rows] for n in data.files})
+    benchmark = load_benchmark(tmp_path / "part.npz", "nb101")
+    space = get_space("nb101")
+    proposals = TableProposals(space, benchmark)
+    rng = np.random.default_rng(1)
+    for position in range(4):
+        parent = proposals.arch_at(position)
+        for _ in range(2):
+            assert proposals.key(proposals.mutate(parent, rng)) in benchmark
+    out = tmp_path / "run"
+    assert main(["search", "--space", "nb101", "--dataset", "digits", "--benchmark", str(tmp_path / "part.npz"),
+                 "--proxy", "bench:test_acc_seed0", "--strategy", "rea", "--population", "4",
+                 "--candidates", "8", "--runs", "1", "--out", str(out), "--no-progress"]) == 0
+    assert all(row["accuracy"] != "" for row in _rows(out))

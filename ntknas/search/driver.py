@@ -242,6 +242,10 @@ class SpaceProposals:
         return self.space.encode(arch)
 
 
+MUTATION_TRIES = 100
+"""Mutations drawn for one child before a table search falls back to the table's neighbours."""
+
+
 class TableProposals(SpaceProposals):
     """A space without an official order (NAS-Bench-101): draws from the rows of its benchmark
     table; mutation is the space's own."""
@@ -262,6 +266,19 @@ class TableProposals(SpaceProposals):
         """The space's neighbours that are rows of the table (the only architectures this
         search draws from)."""
         return [n for n in self.space.neighbours(arch) if self.space.table_key(n) in self._rows]
+
+    def mutate(self, arch: Any, rng: np.random.Generator) -> Any:
+        """The space's mutation, redrawn until the child is a row of the table (a partial table
+        is searched as its rows: a child with no accuracy would be chosen blind); failing that, a
+        neighbour in the table, and at worst a random row."""
+        for _ in range(MUTATION_TRIES):
+            child = self.space.mutate(arch, rng)
+            if self.space.table_key(child) in self._rows:
+                return child
+        neighbours = self.neighbours(arch)
+        if neighbours:
+            return neighbours[int(rng.integers(len(neighbours)))]
+        return self.arch_at(int(rng.integers(self.size())))
 
 
 class SubsetProposals(SpaceProposals):
