@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import os
 import pickle
+import tempfile
 import time
+import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
@@ -71,6 +73,7 @@ class Executor(ABC):
     """
 
     name: str = ""
+    _opened: int = 0  # how many ``with`` blocks (and running maps) hold the executor open
 
     def start(self) -> None:
         """Make the executor ready to run items (e.g. connect to a cluster). Experiments call it
@@ -82,11 +85,23 @@ class Executor(ABC):
         return None
 
     def __enter__(self) -> Executor:
-        self.start()
+        """Open the executor for a whole command: :meth:`start` runs on the outermost ``with``
+        only, so nested blocks (a command's, then each ``map``'s own) share one pool or one
+        cluster connection, and :meth:`stop` runs when the outermost block ends."""
+        if self._opened == 0:
+            self.start()
+        self._opened += 1
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._opened -= 1
+        if self._opened == 0:
+            self.stop()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether a ``with`` block holds the executor open."""
+        return self._opened > 0
 
     def driver_device(self, device: str) -> torch.device:
         """Where the driver readies the shared data for the run's ``--device``: that device on
@@ -112,30 +127,45 @@ class SerialExecutor(Executor):
     def map(
         self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None = None
     ) -> Iterator[tuple[Item, Iterable[Any]]]:
-        local = context.local()
-        for task in tasks:
-            if not _started(deadline):
-                return
-            yield task.item, work(local, task.item, task.done)
+        with self:
+            local = context.local()
+            for task in tasks:
+                if not _started(deadline):
+                    return
+                yield task.item, work(local, task.item, task.done)
 
 
-# Set once per worker process by the pool's initializer: the pool offers no other way to give a
-# process state that outlives one task, and readying the data for each item would cost more
-# than measuring it.
-_worker_context: Any = None
+# The readied contexts of a pool worker process, by token, the most recently used last. Set by
+# the pool's initializer (and filled by later maps of the same pool): the pool offers no other
+# way to give a process state that outlives one task, and readying the data for each item would
+# cost more than measuring it.
+_worker_contexts: dict[str, Any] = {}
+WORKER_CONTEXTS_KEPT = 2  # e.g. a search's two proxies, used in turn each round
 
 
-def _start_worker(context: WorkContext, threads: int, driver_pid: int | None = None) -> None:
-    global _worker_context
+def _start_worker(token: str, context: WorkContext, threads: int, driver_pid: int | None = None) -> None:
     if driver_pid is not None:
         watch_parent(driver_pid)  # a worker never outlives its driver, kill -9 included
     torch.set_num_threads(threads)
-    _worker_context = context.local()
+    _worker_contexts[token] = context.local()
 
 
-def _run_in_worker(work: Work, item: Any, done: frozenset[str]) -> list[Any]:
-    assert _worker_context is not None, "worker used before its initializer ran"
-    return list(work(_worker_context, item, done))
+def _worker_context(token: str, source: str | None) -> Any:
+    """The readied context ``token`` names: kept from an earlier item, or read from ``source``
+    (a file the driver wrote once for the pool's workers)."""
+    context = _worker_contexts.pop(token, None)
+    if context is None:
+        assert source is not None, "a pool's only context is given to its workers when they start"
+        with open(source, "rb") as handle:
+            context = pickle.load(handle).local()
+    _worker_contexts[token] = context
+    while len(_worker_contexts) > WORKER_CONTEXTS_KEPT:
+        del _worker_contexts[next(iter(_worker_contexts))]
+    return context
+
+
+def _run_in_worker(work: Work, token: str, source: str | None, item: Any, done: frozenset[str]) -> list[Any]:
+    return list(work(_worker_context(token, source), item, done))
 
 
 def threads_per_worker(workers: int, device: str | torch.device) -> int:
@@ -165,6 +195,12 @@ class ProcessPoolExecutor(Executor):
     A small NB201 cell keeps a GPU busy for a few percent of the time Python takes to launch its
     kernels, so one process leaves most of a GPU (and all but one CPU core) idle. At most two
     items per worker are in flight, so a stop wastes little work.
+
+    Opened with ``with executor:``, one pool serves every :meth:`map` of the block (a search
+    maps each round's asks): its processes start once. The first map's context reaches the
+    workers as they start; a later map with another context (another proxy of a search) writes
+    it once to a file the workers read when they first need it. A map outside a ``with`` block
+    starts a pool for itself and shuts it down after.
     """
 
     name = "pool"
@@ -174,52 +210,99 @@ class ProcessPoolExecutor(Executor):
             raise NtknasError(f"--workers must be a positive integer, got {workers!r}")
         self.workers = workers
         self.threads = threads_per_worker(workers, device)
+        self._pool: _StdProcessPool | None = None
+        # The contexts the open pool has served, by id, with their tokens (the context is kept
+        # so that its id is not reused), and the files that carry them to the workers.
+        self._contexts: dict[int, tuple[WorkContext, str]] = {}
+        self._sources: dict[str, str] = {}
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+
+    def stop(self) -> None:
+        """Shut the pool down (its processes finish their items first) and delete its files."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._contexts.clear()
+        self._sources.clear()
+        if self._folder is not None:
+            self._folder.cleanup()
+            self._folder = None
+
+    def _token(self, context: WorkContext, portable: Any) -> tuple[_StdProcessPool, str, str | None]:
+        """The pool to submit to, the token its workers know ``context`` by, and the file to
+        read it from where a worker may not hold it (None while the pool has served only it)."""
+        known = self._contexts.get(id(context))
+        token = known[1] if known is not None else uuid.uuid4().hex
+        if known is None:
+            self._contexts[id(context)] = (context, token)
+        if self._pool is None:
+            self._pool = _StdProcessPool(
+                max_workers=self.workers, mp_context=get_context("spawn"),  # CUDA cannot be used in a forked child
+                initializer=_start_worker, initargs=(token, portable, self.threads, os.getpid()),
+            )
+        if len(self._contexts) == 1:
+            return self._pool, token, None
+        if token not in self._sources:
+            if self._folder is None:
+                self._folder = tempfile.TemporaryDirectory(prefix="ntknas-pool-")
+            path = os.path.join(self._folder.name, f"{token}.pickle")
+            with open(path, "wb") as handle:
+                pickle.dump(portable, handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._sources[token] = path
+        return self._pool, token, self._sources[token]
 
     def map(
         self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None = None
     ) -> Iterator[tuple[Item, Iterable[Any]]]:
-        context = context.portable()
-        check_picklable(context, *(task.item for task in tasks))
-        pending = iter(tasks)
-        in_flight: dict[Future[list[Any]], Any] = {}
-        spawn = get_context("spawn")  # CUDA cannot be used in a forked child
-        pool = _StdProcessPool(
-            max_workers=self.workers, mp_context=spawn, initializer=_start_worker,
-            initargs=(context, self.threads, os.getpid()),
-        )
-        try:
-            while True:
-                while len(in_flight) < 2 * self.workers and _started(deadline):
-                    task = next(pending, None)
-                    if task is None:
-                        break
-                    in_flight[pool.submit(_run_in_worker, work, task.item, task.done)] = task.item
-                if not in_flight:
-                    return
-                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    item = in_flight.pop(future)
-                    yield item, future.result()
-        except BrokenProcessPool:
-            raise NtknasError(
-                "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
-            ) from None
-        finally:
-            if in_flight:  # left early (an error, Ctrl-C, SIGTERM): what runs would be dropped anyway
-                # Not cancelled first: the pool then fails every pending future itself, where
-                # Python 3.11 would trip over a cancelled one in its management thread.
-                _stop_workers(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
+        portable = context.portable()
+        check_picklable(portable, *(task.item for task in tasks))
+        with self:
+            pool, token, source = self._token(context, portable)
+            pending = iter(tasks)
+            in_flight: dict[Future[list[Any]], Any] = {}
+            try:
+                while True:
+                    while len(in_flight) < 2 * self.workers and _started(deadline):
+                        task = next(pending, None)
+                        if task is None:
+                            break
+                        future = pool.submit(_run_in_worker, work, token, source, task.item, task.done)
+                        in_flight[future] = task.item
+                    if not in_flight:
+                        return
+                    finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        item = in_flight.pop(future)
+                        yield item, future.result()
+            except BrokenProcessPool:
+                in_flight.clear()
+                self._discard()
+                raise NtknasError(
+                    "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
+                ) from None
+            finally:
+                if in_flight:  # left early (an error, Ctrl-C, SIGTERM): what runs would be dropped anyway
+                    self._discard()
 
-
-def _stop_workers(pool: _StdProcessPool) -> None:
-    """End the pool's worker processes now instead of waiting for their items to finish: their
-    results would not be stored, and a rerun redoes those items."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=10)
+    def _discard(self) -> None:
+        """End the pool's worker processes now instead of waiting for their items to finish:
+        their results would not be stored, and a rerun redoes those items. A later map of the
+        same ``with`` block starts a new pool."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        # Not cancelled first: the pool then fails every pending future itself, where Python
+        # 3.11 would trip over a cancelled one in its management thread.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join(timeout=10)
+        pool.shutdown(wait=True, cancel_futures=True)
+        self._forget()
 
 
 EXECUTORS = ("serial", "pool", "ray")

@@ -146,6 +146,7 @@ class RayExecutor(Executor):
         self.threads = max(1, int(cpus)) if self.device.type == "cpu" else 1
         self._ray = import_ray()
         self._connected_here = False
+        self._contexts: dict[int, tuple[WorkContext, Any, str]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
@@ -194,6 +195,7 @@ class RayExecutor(Executor):
 
     def stop(self) -> None:
         """Disconnect; a local instance started for the run is shut down with it."""
+        self._contexts.clear()
         if self._connected_here:
             self._ray.shutdown()
             self._connected_here = False
@@ -207,15 +209,19 @@ class RayExecutor(Executor):
     def map(
         self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None = None
     ) -> Iterator[tuple[Item, Iterable[Any]]]:
-        ray = self._ray
-        started_here = not ray.is_initialized()  # used outside a `with executor:` block
-        if started_here:
-            self.start()
-        try:
+        with self:  # outside a `with executor:` block, connects for this map alone
             yield from self._map(work, context, tasks, deadline)
-        finally:
-            if started_here:
-                self.stop()
+
+    def _shared(self, context: WorkContext) -> tuple[Any, str]:
+        """The object-store copy of ``context`` and the id its workers keep it under: put once
+        per context while the executor is open (a search maps each round's asks with the same
+        context)."""
+        known = self._contexts.get(id(context))
+        if known is None:
+            # The context is kept with its copy so that its id is not reused while open.
+            known = (context, self._ray.put(context.portable()), uuid.uuid4().hex)
+            self._contexts[id(context)] = known
+        return known[1], known[2]
 
     def _map(
         self, work: Work, context: WorkContext, tasks: Sequence[Task[Item]], deadline: float | None
@@ -231,8 +237,7 @@ class RayExecutor(Executor):
         log.info("Ray: up to %d item(s) at once on %d node(s)", slots, len(nodes))
         # Once: every task reads this one copy. Ray pickles with cloudpickle, so architectures
         # built by lambdas travel too (the process pool refuses them).
-        shared = ray.put(context.portable())
-        run_id = uuid.uuid4().hex
+        shared, run_id = self._shared(context)
         # The deadline travels as wall-clock time so that a task queued before it but started
         # after it does nothing (the cluster's clocks are assumed to agree, as NTP keeps them).
         not_after = None if deadline is None else time.time() + (deadline - time.monotonic())
@@ -322,21 +327,24 @@ def _check_reachable(address: str, head: str, timeout: float) -> None:
 
 # --- in the Ray worker process ------------------------------------------------------------
 
-# The readied shared context of the run this worker process last served, keyed by run id. Ray
-# keeps a worker process across tasks but offers a plain task no other state that outlives one
-# call, and fetching and readying the data for each item would cost more than measuring it.
-# One entry: a worker serving a new run drops the previous run's data.
+# The readied shared contexts this worker process last served, keyed by their id, the most
+# recently used last. Ray keeps a worker process across tasks but offers a plain task no other
+# state that outlives one call, and fetching and readying the data for each item would cost
+# more than measuring it. Two entries: a search's two proxies, used in turn each round; a
+# worker serving a new run drops the oldest run's data.
 _readied: dict[str, Any] = {}
+READIED_KEPT = 2
 
 
 def _ready_context(run_id: str, shared: list[Any]) -> Any:
-    context = _readied.get(run_id)
+    context = _readied.pop(run_id, None)
     if context is None:
         import ray
 
-        _readied.clear()
         context = ray.get(shared[0]).local()
-        _readied[run_id] = context
+    _readied[run_id] = context
+    while len(_readied) > READIED_KEPT:
+        del _readied[next(iter(_readied))]
     return context
 
 

@@ -5,8 +5,8 @@
 * a CSV with an ``index`` and/or ``arch_str`` column (NAS-Bench-201) or a ``hash`` column
   (NAS-Bench-101) and one numeric column per target, e.g. the compact NB201 export
   (``index, arch_str, cifar10_valid_valid, cifar10_valid_test, cifar10_test, cifar100_test,
-  imagenet16_120_test, params_mb``) written by
-  :func:`ntknas.groundtruth.official.export_benchmark_csv`;
+  imagenet16_120_test, params_mb``) written by ``ntknas export-benchmark``
+  (:func:`ntknas.groundtruth.official.export_benchmark_csv`);
 * the compact NAS-Bench-101 table ``.npz`` (``hash``, ``adjacency`` [N,7,7], ``ops`` [N,7]
   int codes, ``num_vertices`` and accuracy columns);
 * the official NAS-Bench-101 ``nasbench_only108.tfrecord``, through
@@ -47,7 +47,7 @@ import numpy as np
 
 from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.spaces import SearchSpace, get_space
-from ntknas.spaces.nb101 import NPZ_OP_CODES, NPZ_PADDING, decode_table_row
+from ntknas.spaces.nb101 import NPZ_OP_CODES, NPZ_PADDING, decode_table_row, nb101_hash
 from ntknas.spaces.nb201 import canonical_arch_string
 
 log = logging.getLogger(__name__)
@@ -269,7 +269,8 @@ class Benchmark:
         """Adjacency (V×V uint8) and op names of an NB101 cell, as stored in the table.
 
         The npz stores the pruned cell zero-padded to 7 vertices; padding is trimmed using
-        ``num_vertices`` (or the ``-1`` op codes when that column is absent).
+        ``num_vertices`` (or the ``-1`` op codes when that column is absent). A row whose cell
+        does not hash to its key (a corrupt table) raises :class:`DataError` naming the row.
         """
         self._require_space(NB101, "nb101_spec")
         if self.adjacency is None or self.op_codes is None:
@@ -279,10 +280,18 @@ class Benchmark:
             )
         row = self._row(arch_hash)
         vertices = None if self.num_vertices is None else int(self.num_vertices[row])
+        key = str(self.row_keys[row])
         try:
             matrix, ops = decode_table_row(self.adjacency[row], self.op_codes[row], vertices, self.op_legend)
+            found = nb101_hash(matrix, ops)
         except InvalidArchError as error:
-            raise DataError(f"{self.source}: row of {self.row_keys[row]}: {error}") from None
+            raise DataError(f"{self.source}: row of {key}: {error}") from None
+        if found != key:
+            # Checked here, when a cell is rebuilt, not on load: hashing all 423k rows takes minutes.
+            raise DataError(
+                f"{self.source}: row {row} is keyed {key} but its cell hashes to {found}: the table is "
+                "corrupt; export it again with `ntknas export-benchmark nasbench_only108.tfrecord`"
+            )
         return matrix, list(ops)
 
     def _require_space(self, space: str, what: str) -> None:
@@ -414,7 +423,8 @@ def _wrong_space(source: str, found: str, asked: str, evidence: str) -> DataErro
 
 def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
     try:
-        with open(path, newline="", encoding="utf-8") as handle:
+        # utf-8-sig: a table saved by a spreadsheet on Windows starts with a byte-order mark.
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
             header = next(reader, None)
             if header is None:
@@ -444,7 +454,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _csv_fix(path: Path) -> str:
-    return f"re-create {path.name} (export_benchmark_csv writes the expected format)"
+    return f"re-create {path.name} (`ntknas export-benchmark` writes the expected format)"
 
 
 def _numeric(cells: Sequence[str]) -> tuple[np.ndarray, int, str] | None:

@@ -24,6 +24,10 @@ halfway). There is one record per training run: three per cell in the 108-epoch 
 The protocol buffers are decoded by the small wire-format decoder below (varints, 64-bit and
 32-bit fixed fields, length-delimited fields); no protobuf package is needed.
 
+Runs: a cell's ``*_max`` and ``*_mean`` use its runs with a finite accuracy. A file with a cell
+of fewer than three runs, or a run without a finite accuracy, is read with one warning that
+counts them (the official file has neither).
+
 Integrity: every record's length is checked against the file (a truncated file is an error
 naming the record). The CRCs are checked when the fast C implementation of the
 ``google-crc32c`` package is installed (``pip install 'ntknas[crc32c]'``); otherwise a warning
@@ -44,6 +48,7 @@ import logging
 import os
 import re
 import struct
+import warnings
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -570,6 +575,7 @@ def read_nb101_tfrecord(
     b64decode = base64.b64decode
     verified = fast_crc32c() is not None if verify_crc is None else verify_crc
     records = 0
+    other_epochs: set[int] = set()
     for number, data in iter_records(p, verify_crc=verify_crc):
         records += 1
         try:
@@ -582,6 +588,7 @@ def read_nb101_tfrecord(
         if record_epochs != epochs:
             if not isinstance(record_epochs, int):
                 raise cells._bad(number, f"epochs {record_epochs!r} is not an integer")
+            other_epochs.add(record_epochs)
             continue
         try:
             parameters, final_test, final_valid, final_train, final_seconds = final_results(
@@ -597,10 +604,13 @@ def read_nb101_tfrecord(
         valid.append(final_valid)
         train.append(final_train)
         seconds.append(final_seconds)
+    if not records:
+        raise DataError(f"{p} is empty (no record): download nasbench_only108.tfrecord again")
     if not len(run_cell):
+        found = ", ".join(str(e) for e in sorted(other_epochs))
         raise DataError(
-            f"{p} holds no {epochs}-epoch NAS-Bench-101 record ({records} records read): "
-            "use nasbench_only108.tfrecord or pass another epochs"
+            f"{p} holds no {epochs}-epoch NAS-Bench-101 record (its {records} records are of {found}-epoch "
+            "runs): use nasbench_only108.tfrecord, which holds the 108-epoch runs"
         )
     return _aggregate(p, cells, run_cell, test, valid, train, seconds, records, epochs, verified)
 
@@ -625,19 +635,22 @@ def _aggregate(
         return table
 
     tests, valids, trains, times = per_run(test), per_run(valid), per_run(train), per_run(seconds)
-    columns: dict[str, np.ndarray] = {
-        "test_max": np.nanmax(tests, axis=1),
-        "test_mean": np.nanmean(tests, axis=1),
-    }
-    for i, name in enumerate(TEST_RUN_COLUMNS):
-        columns[name] = tests[:, i] if i < tests.shape[1] else np.full(n, np.nan)
-    columns["valid_max"] = np.nanmax(valids, axis=1)
-    columns["valid_mean"] = np.nanmean(valids, axis=1)
-    for i, name in enumerate(VALID_RUN_COLUMNS):
-        columns[name] = valids[:, i] if i < valids.shape[1] else np.full(n, np.nan)
-    columns["train_mean"] = np.nanmean(trains, axis=1)
-    columns["params"] = np.frombuffer(cells.params, dtype=np.float64).copy()
-    columns["train_seconds"] = np.nanmean(times, axis=1)
+    _warn_incomplete(source, counts, tests, valids)
+    with warnings.catch_warnings():  # a cell without one finite run: NaN, counted in the warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        columns: dict[str, np.ndarray] = {
+            "test_max": np.nanmax(tests, axis=1),
+            "test_mean": np.nanmean(tests, axis=1),
+        }
+        for i, name in enumerate(TEST_RUN_COLUMNS):
+            columns[name] = tests[:, i] if i < tests.shape[1] else np.full(n, np.nan)
+        columns["valid_max"] = np.nanmax(valids, axis=1)
+        columns["valid_mean"] = np.nanmean(valids, axis=1)
+        for i, name in enumerate(VALID_RUN_COLUMNS):
+            columns[name] = valids[:, i] if i < valids.shape[1] else np.full(n, np.nan)
+        columns["train_mean"] = np.nanmean(trains, axis=1)
+        columns["params"] = np.frombuffer(cells.params, dtype=np.float64).copy()
+        columns["train_seconds"] = np.nanmean(times, axis=1)
 
     hashes = np.array(list(cells.rows), dtype="U32")
     by_hash = np.argsort(hashes, kind="stable")
@@ -657,6 +670,23 @@ def _aggregate(
         runs_per_cell={int(r): int(c) for r, c in zip(runs, how_many)},
         crc_verified=verified,
     )
+
+
+def _warn_incomplete(source: Path, counts: np.ndarray, tests: np.ndarray, valids: np.ndarray) -> None:
+    """Say once per file how many cells have fewer than the benchmark's runs, or a run without a
+    finite accuracy: their max and mean use the finite runs they have (a cell with none has no
+    value, a missing one where it is used)."""
+    few = int(np.count_nonzero(counts < RUN_COLUMNS))
+    recorded = np.arange(tests.shape[1])[None, :] < counts[:, None]
+    not_finite = recorded & ~(np.isfinite(tests) & np.isfinite(valids))
+    runs_not_finite = int(np.count_nonzero(not_finite))
+    empty = int(np.count_nonzero(np.all(~recorded | not_finite, axis=1)))
+    if few or runs_not_finite:
+        log.warning(
+            "%s: %d cell(s) have fewer than %d runs and %d run(s) have no finite accuracy: their max and mean "
+            "use the finite runs (%d cell(s) have none and no value)",
+            source, few, RUN_COLUMNS, runs_not_finite, empty,
+        )
 
 
 def export_nb101_npz(

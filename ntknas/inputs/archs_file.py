@@ -2,7 +2,8 @@
 
 Two forms are read:
 
-* a text file, one architecture per line (blank lines and ``#`` comments skipped): for
+* a UTF-8 text file (a byte-order mark and CRLF line ends are fine), one architecture per
+  line (blank lines and ``#`` comments skipped): for
   NAS-Bench-201 an official index, an arch string or 6 op-code digits; for NAS-Bench-101 a
   32-hex-digit module hash;
 * NAS-Bench-101 only: the study's ``all_graphs.json`` (what the benchmark's
@@ -79,7 +80,9 @@ def read_archs_file(path: str | os.PathLike[str], space: str) -> list[ListedArch
     """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        # utf-8-sig: an editor on Windows starts the file with a byte-order mark (line ends,
+        # CRLF included, are read universally).
+        text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"--archs-file {p} not found: give a file with one architecture per line") from None
     except (OSError, UnicodeDecodeError) as error:
@@ -145,6 +148,11 @@ def _line_key(line: str, space: str) -> int | str:
     try:
         return search_space.table_key(value)  # type: ignore[return-value]
     except (InvalidArchError, UnknownNameError) as error:
+        if _HASH.match(line.lower()) and "hash" not in search_space.table_key_columns:
+            raise InvalidArchError(
+                f"{line!r} looks like a NAS-Bench-101 module hash, not a {search_space.title} architecture: "
+                "use --space nb101 (with the NB101 benchmark) or list this space's architectures"
+            ) from None
         raise InvalidArchError(str(error)) from None
 
 
