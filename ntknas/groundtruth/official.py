@@ -65,6 +65,7 @@ from typing import Any
 import numpy as np
 
 from ntknas.errors import DataError, UnknownNameError
+from ntknas.files import atomic_text, output_folder
 
 #: (column, dataset name in the official files, eval-set names to try in order).
 ACCURACY_COLUMNS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -194,16 +195,14 @@ def export_benchmark_csv(
     table = load_official(official_path, hp=hp, backend=backend)
     out = Path(out_csv)
     names = [name for name, values in table.columns.items() if np.isfinite(values).any()]
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["index", "arch_str", *names])
-            for i, arch in enumerate(table.arch_strings):
-                cells = [_format_float(table.columns[name][i]) for name in names]
-                writer.writerow([i, arch, *cells])
-    except OSError as exc:
-        raise DataError(f"cannot write {out}: {exc.strerror or exc}: choose a writable path") from None
+    output_folder(out.parent, "the output file's folder")
+    # Written whole or not at all: a full disk leaves the previous file, and the error names this one.
+    with atomic_text(out) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["index", "arch_str", *names])
+        for i, arch in enumerate(table.arch_strings):
+            cells = [_format_float(table.columns[name][i]) for name in names]
+            writer.writerow([i, arch, *cells])
     return out
 
 
