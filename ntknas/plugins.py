@@ -56,6 +56,12 @@ def loaded_plugins() -> list[str]:
     return list(_LOADED)
 
 
+def worker_plugins() -> list[str]:
+    """What a worker process must load to see this process's registrations: the files and
+    modules given as plugins (the entry points it loads by itself)."""
+    return [spec for spec, module in _LOADED.items() if spec == module or _is_path(spec)]
+
+
 def _installed() -> list[EntryPoint]:
     return sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda point: point.name)
 

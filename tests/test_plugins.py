@@ -45,8 +45,10 @@ def test_search_runs_the_example_strategy_from_the_command_line(nb201_csv, tmp_p
     assert "| local | bench:cifar10_valid_valid | 2 |" in printed and "| random |" in printed
 
 
-def test_correlate_runs_the_example_space_from_the_command_line(tmp_path):
-    # In a fresh process: other tests register the example's space in this one.
+@pytest.mark.parametrize("workers", [1, 2])
+def test_correlate_runs_the_example_space_from_the_command_line(tmp_path, workers):
+    # In a fresh process: other tests register the example's space in this one. With worker
+    # processes the plugin is loaded in each of them too.
     table = tmp_path / "toy2.csv"
     table.write_text("arch,accuracy\n" + "".join(
         f"{a}-{b},{50 + 3 * i + j}\n" for i, a in enumerate(("conv", "pool", "skip"))
@@ -55,7 +57,7 @@ def test_correlate_runs_the_example_space_from_the_command_line(tmp_path):
         [sys.executable, "-c", "import sys; from ntknas.cli import main; sys.exit(main(sys.argv[1:]))",
          "correlate", "--plugin", str(EXAMPLES / "add_space.py"), "--space", "toy2", "--dataset", "digits",
          "--benchmark", str(table), "--archs", "all", "--batch-size", "8", "--metrics", "params", "--bn", "train",
-         "--out", str(tmp_path / "run"), "--no-progress"],
+         "--out", str(tmp_path / "run"), "--no-progress", "--workers", str(workers)],
         capture_output=True, text=True, cwd=REPO, timeout=300,
     )
     assert result.returncode == 0, result.stderr

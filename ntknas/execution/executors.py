@@ -34,6 +34,7 @@ import torch
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.execution.runtime import resolve_device
 from ntknas.execution.signals import watch_parent
+from ntknas.plugins import load_plugins, worker_plugins
 
 if TYPE_CHECKING:
     from ntknas.execution.ray_executor import RayOptions
@@ -143,9 +144,12 @@ _worker_contexts: dict[str, Any] = {}
 WORKER_CONTEXTS_KEPT = 2  # e.g. a search's two proxies, used in turn each round
 
 
-def _start_worker(token: str, context: WorkContext, threads: int, driver_pid: int | None = None) -> None:
+def _start_worker(
+    token: str, context: WorkContext, threads: int, driver_pid: int | None = None, plugins: Sequence[str] = ()
+) -> None:
     if driver_pid is not None:
         watch_parent(driver_pid)  # a worker never outlives its driver, kill -9 included
+    load_plugins(plugins)  # the driver's --plugin registrations (spaces, metrics, ...) exist here too
     torch.set_num_threads(threads)
     _worker_contexts[token] = context.local()
 
@@ -241,7 +245,7 @@ class ProcessPoolExecutor(Executor):
         if self._pool is None:
             self._pool = _StdProcessPool(
                 max_workers=self.workers, mp_context=get_context("spawn"),  # CUDA cannot be used in a forked child
-                initializer=_start_worker, initargs=(token, portable, self.threads, os.getpid()),
+                initializer=_start_worker, initargs=(token, portable, self.threads, os.getpid(), worker_plugins()),
             )
         if len(self._contexts) == 1:
             return self._pool, token, None
