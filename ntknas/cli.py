@@ -77,13 +77,15 @@ def _run_score(args: argparse.Namespace) -> int:
         args.model_seed = args.legacy_seed
     kernel = dataclasses.asdict(from_args(KernelSettings, args))
     stages = Stages(enabled=False if args.json else None)
-    outcome = score_architecture(
-        space=args.space, arch=args.arch, index=args.index, benchmark=args.benchmark, dataset=args.dataset,
-        data_dir=args.data_dir, batch_file=args.batch_file, batch_size=args.batch_size, bn_mode=args.bn,
-        **_metrics_option(args), params=args.params, variant=args.variant, seed=args.model_seed,
-        device=args.device, init=args.init, bias_init=args.bias_init, **kernel, on_stage=stages,
-    )
-    stages.close()
+    try:
+        outcome = score_architecture(
+            space=args.space, arch=args.arch, index=args.index, benchmark=args.benchmark, dataset=args.dataset,
+            data_dir=args.data_dir, batch_file=args.batch_file, batch_size=args.batch_size, bn_mode=args.bn,
+            **_metrics_option(args), params=args.params, variant=args.variant, seed=args.model_seed,
+            device=args.device, init=args.init, bias_init=args.bias_init, **kernel, on_stage=stages,
+        )
+    finally:
+        stages.close()
     if args.json:
         print(json.dumps(outcome.as_dict(), indent=2))
     else:

@@ -69,46 +69,54 @@ class Progress:
 
 
 class Stages:
-    """Renders a one-architecture command's stages (``stage(text)``): on a terminal one status
-    line with the seconds the stage has taken, updated every second; plain log lines otherwise
-    (``enabled=False``: nothing)."""
+    """Renders a one-architecture command's stages (``stage(text)``) once a stage has lasted
+    :attr:`SHOW_AFTER` seconds (a stage that ends sooner, or fails at once with a one-line
+    error, shows nothing): on a terminal a status line with the seconds it has taken, updated
+    every second; a plain log line otherwise (``enabled=False``: nothing)."""
+
+    SHOW_AFTER = 2.0
 
     def __init__(self, enabled: bool | None = None) -> None:
+        import threading
+
         self.interactive = sys.stderr.isatty() if enabled is None else enabled
         self.quiet = enabled is False
         self._text = ""
         self._since = time.perf_counter()
-        self._stop: Any = None
+        self._shown = True
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
         self._thread: Any = None
 
     def __call__(self, text: str) -> None:
         if self.quiet:
             return
-        self._text, self._since = text, time.perf_counter()
-        if not self.interactive:
-            print(f"{text}…", file=sys.stderr, flush=True)
-            return
+        with self._lock:
+            self._text, self._since, self._shown = text, time.perf_counter(), False
         if self._thread is None:
             import threading
 
-            self._stop = threading.Event()
             self._thread = threading.Thread(target=self._tick, daemon=True)
             self._thread.start()
-        self._draw()
-
-    def _draw(self) -> None:
-        elapsed = time.perf_counter() - self._since
-        sys.stderr.write(f"\r\033[K{self._text}… {elapsed:.0f} s")
-        sys.stderr.flush()
 
     def _tick(self) -> None:
-        while not self._stop.wait(1.0):
-            self._draw()
+        while not self._stop.wait(0.25):
+            with self._lock:
+                elapsed = time.perf_counter() - self._since
+                if elapsed < self.SHOW_AFTER:
+                    continue
+                if self.interactive:
+                    sys.stderr.write(f"\r\033[K{self._text}… {elapsed:.0f} s")
+                    sys.stderr.flush()
+                elif not self._shown:
+                    print(f"{self._text}…", file=sys.stderr, flush=True)
+                self._shown = True
 
     def close(self) -> None:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-            sys.stderr.write("\r\033[K")
-            sys.stderr.flush()
             self._thread = None
+            if self.interactive:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()

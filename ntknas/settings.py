@@ -266,7 +266,7 @@ def add_options(
         kwargs: dict[str, Any] = {"dest": item.name, "help": (help or {}).get(item.name, meta["help"])}
         if meta.get("action"):
             kwargs["action"] = meta["action"]
-        elif meta.get("parse") is not None:
+        if meta.get("parse") is not None and meta.get("action") != "store_true":
             kwargs["type"] = for_argparse(meta["parse"])
         if meta.get("choices") is not None:
             kwargs["choices"] = list(meta["choices"])

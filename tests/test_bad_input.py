@@ -254,6 +254,7 @@ def test_the_target_column_is_named_in_every_summary(files):
 
 
 def test_library_callers_get_the_flag_names_too(files):
+    """Settings check themselves on construction: a library caller gets the same one line."""
     from ntknas.errors import NtknasError
     from ntknas.runs.correlate import CorrelateConfig, run_correlate
     from ntknas.runs.score_command import score_architecture
@@ -262,13 +263,12 @@ def test_library_callers_get_the_flag_names_too(files):
     for overrides, message in (
         ({"batch_size": 0}, "--batch-size must be a positive integer"),
         ({"time_budget": float("nan")}, "--time-budget must be a finite number"),
-        ({"seed": 2**64}, "--model-seed must be a seed between"),
+        ({"model_seed": 2**64}, "--model-seed must be a seed between"),
         ({"archs": ""}, "--archs must not be empty"),
         ({"train_batch_size": 0}, "--train-batch-size must be a positive integer"),
     ):
-        config = CorrelateConfig(dataset="digits", benchmark=files["bench"], out=out, **overrides)
         with pytest.raises(NtknasError, match=message.replace("(", r"\(")):
-            run_correlate(config)
+            run_correlate(CorrelateConfig(dataset="digits", benchmark=files["bench"], out=out, **overrides))
     with pytest.raises(NtknasError, match="--batch-size must be a positive integer"):
         score_architecture(batch_size=0)
     assert not Path(out).exists()

@@ -11,11 +11,26 @@ from ntknas.runs import score_command
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_each_stage_is_a_line_on_stderr_when_not_a_terminal(capsys):
+def test_a_stage_that_lasts_is_a_line_on_stderr_when_not_a_terminal(monkeypatch, capsys):
+    import time
+
+    from ntknas.console import Stages
+
+    real = score_command.score_run
+
+    def slow(*args, **kwargs):
+        time.sleep(0.8)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(Stages, "SHOW_AFTER", 0.3)
+    monkeypatch.setattr(score_command, "score_run", slow)
     assert main(["score", "--batch-size", "4", "--metrics", "knas"]) == 0
-    err = capsys.readouterr().err.splitlines()
-    assert err[:3] == ["reading the batch…", "building the network…",
-                       "computing knas on 4 images (the exact kernel, BatchNorm train)…"]
+    assert capsys.readouterr().err.splitlines() == ["computing knas on 4 images (the exact kernel, BatchNorm train)…"]
+
+
+def test_a_quick_failure_is_one_line_without_stage_lines(capsys):
+    assert main(["score", "--batch-size", "100000"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 def test_json_output_has_no_stage_lines(capsys):

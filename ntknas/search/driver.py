@@ -122,7 +122,7 @@ class SearchConfig(MeasureSettings):
     runs: int = setting(10, flag="--runs", parse=check.positive_int,
                         help="independent runs; run r uses seed --seed + r (default 10)")
     seed: int = setting(0, flag="--seed", parse=check.seed, help="seed of run 0 (default 0)")
-    cache: tuple[str, ...] = setting((), flag="--cache", action="append", metavar="RUN_DIR",
+    cache: tuple[str, ...] = setting((), flag="--cache", action="append", metavar="RUN_DIR", parse=check.nonempty_text,
                                      help="reuse values stored in another correlate or search run folder (repeatable)")
     out: str = setting("runs/search", flag="--out", parse=check.nonempty_text,
                        help="run folder (results.sqlite, search.csv, summary.json, summary.md, plot)")
