@@ -21,7 +21,14 @@ from fixtures_data import write_cifar10
 from ntknas.cli import main
 from ntknas.errors import NtknasError
 from ntknas.execution.executors import Task, make_executor
-from ntknas.execution.ray_executor import RayExecutor, RayOptions, _run_item, describe_item, items_at_once
+from ntknas.execution.ray_executor import (
+    RayExecutor,
+    RayOptions,
+    _run_item,
+    _stderr_kept_from_terminal,
+    describe_item,
+    items_at_once,
+)
 from ntknas.runs.correlate import CorrelateConfig, measure_item, run_correlate
 from ntknas.runs.track import TrackConfig, run_track
 from ntknas.spaces import get_space
@@ -308,3 +315,179 @@ def test_the_command_line_runs_on_ray_and_honours_a_spent_budget(cluster, tmp_pa
     with sqlite3.connect(out / "results.sqlite") as db:
         environment = db.execute("SELECT value FROM meta WHERE key = 'environment'").fetchone()[0]
     assert '"executor": "ray"' in environment
+
+
+# ---------------------------------------------------------------------- quiet, and gone with the driver
+
+
+def _serve(reply: bytes):
+    """A TCP server on 127.0.0.1 that answers every connection with ``reply`` (then reads until
+    the client leaves): what sits at a wrong --ray-address. Returns its port and a stopper."""
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    stopping = threading.Event()
+
+    def answer():
+        server.settimeout(0.2)
+        while not stopping.is_set():
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                continue
+            with connection:
+                connection.settimeout(2)
+                try:
+                    connection.sendall(reply)
+                    while connection.recv(65536):
+                        pass
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+
+    def stop():
+        stopping.set()
+        thread.join(5)
+        server.close()
+
+    return server.getsockname()[1], stop
+
+
+def _command_line(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    """The ntknas command in a process of its own: what its terminal shows, file descriptor 2
+    included (Ray's core writes there directly)."""
+    code = "import sys; from ntknas.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def _correlate_args(nb201_csv, out, *extra: str) -> list[str]:
+    return ["correlate", "--dataset", "digits", "--benchmark", str(nb201_csv), "--archs", "0:2", "--batch-size", "8",
+            "--metrics", "knas", "--out", str(out), "--no-progress", "--executor", "ray", *extra]
+
+
+def test_a_port_that_does_not_speak_grpc_is_one_line_at_once(tmp_path, nb201_csv):
+    port, stop = _serve(b"HTTP/1.0 400 Bad Request\r\n\r\n")  # e.g. the dashboard's port
+    try:
+        started = time.monotonic()
+        result = _command_line(*_correlate_args(nb201_csv, tmp_path / "run", "--ray-address", f"127.0.0.1:{port}"))
+    finally:
+        stop()
+    assert result.returncode == 2 and time.monotonic() - started < 60
+    assert result.stderr.strip().splitlines() == [
+        f"ntknas correlate: error: what answers at 127.0.0.1:{port} is not a Ray head node (it does not speak gRPC; "
+        "the dashboard's port, 8265, is not it): give the head node's GCS port (6379 unless `ray start --port` set another)"
+    ]
+    assert not (tmp_path / "run").exists()
+
+
+def test_what_ray_prints_on_descriptor_2_while_connecting_is_kept_from_the_terminal(capfd):
+    # Ray's core retries a connection about 20 times, a line on file descriptor 2 each (a peer
+    # that speaks HTTP/2 but is no GCS, e.g. behind a proxy): the lines are kept for the error.
+    with _stderr_kept_from_terminal() as printed:
+        os.write(2, b"[W gcs_client.cc:210] Failed to get cluster ID\n" * 20)
+    assert capfd.readouterr().err == ""
+    assert len(printed) == 20 and printed[0].endswith("Failed to get cluster ID")
+    print("after", file=sys.stderr)
+    os.write(2, b"restored\n")
+    assert capfd.readouterr().err == "after\nrestored\n"
+
+
+def _children() -> dict[int, list[int]]:
+    """Each process's children, from /proc (no psutil)."""
+    tree: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            tree.setdefault(parent, []).append(int(entry.name))
+    return tree
+
+
+def _descendants(pid: int) -> set[int]:
+    tree, found, queue = _children(), set(), [pid]
+    while queue:
+        for child in tree.get(queue.pop(), []):
+            if child not in found:
+                found.add(child)
+                queue.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"  # a zombie is dead, waiting to be collected
+
+
+def _session_processes(session: str) -> list[int]:
+    """Processes that name the Ray session's folder on their command line (gcs_server, raylet,
+    the dashboard, the log monitor)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if session.encode() in (entry / "cmdline").read_bytes() and _running(int(entry.name)):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def busy(context, item, done):
+    Path(item.key).touch()
+    until = time.monotonic() + 120
+    while time.monotonic() < until:  # computing, as a measuring worker does: it polls nothing
+        pass
+    return [item.key]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds processes through /proc")
+def test_a_local_ray_instance_is_quiet_and_ends_with_a_driver_killed_mid_item(tmp_path):
+    started, session_file = tmp_path / "started", tmp_path / "session"
+    script = textwrap.dedent(f"""
+        from pathlib import Path
+        import ray
+        from ntknas.execution.executors import Task
+        from ntknas.execution.ray_executor import RayExecutor, RayOptions
+        from test_ray import Named, Nothing, busy
+        executor = RayExecutor(RayOptions(local_cpus=1))
+        with executor:
+            Path({str(session_file)!r}).write_text(ray._private.worker.global_worker.node.get_session_dir_path())
+            list(executor.map(busy, Nothing(), [Task(Named({str(started)!r}))]))
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(TESTS), str(REPO)]))  # Ray's workers import busy
+    stderr = tmp_path / "stderr.txt"  # not a pipe: a surviving process would hold it open
+    with stderr.open("w") as sink:
+        driver = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, env=env, stderr=sink)
+    ray_processes: set[int] = set()
+    try:
+        _wait_for(lambda: driver.poll() is not None or started.exists(), 240, "the item to start")
+        assert driver.poll() is None, stderr.read_text()[-2000:]
+        session = session_file.read_text()
+        ray_processes = _descendants(driver.pid) | set(_session_processes(session))
+        assert len(ray_processes) >= 4  # gcs_server, raylet, their agents, the busy worker
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait()
+        killed = time.monotonic()
+        while time.monotonic() - killed < 15 and [p for p in ray_processes if _running(p)]:
+            time.sleep(0.5)
+        left = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in ray_processes if _running(p)}
+        assert not left and not _session_processes(session), f"Ray processes outlived their driver: {left}"
+    finally:
+        for pid in ray_processes:  # whatever the outcome, leave no process behind
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    printed = stderr.read_text()
+    assert "Token authentication" not in printed and "WARNING" not in printed, printed[-2000:]

@@ -12,6 +12,11 @@ its item is committed once, when a try returns. A user-facing error in an item
 (:class:`~ntknas.errors.NtknasError`) ends the run with one line naming the item. Tasks still
 in flight when the run ends (an error, Ctrl-C, the end of the time budget) are cancelled.
 
+Quiet unless it fails: a local instance starts without its dashboard, Ray's own log lines
+below ERROR are not shown, a wrong ``--ray-address`` is one line (what answers there is probed
+first), and a local instance's processes end with the driver however it ends (see
+:mod:`~ntknas.execution.reaper`).
+
 Ray is an optional dependency (``pip install 'ntknas[ray]'``): this module imports it only when
 an executor is made.
 """
@@ -22,9 +27,12 @@ import logging
 import math
 import os
 import socket
+import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +40,7 @@ import torch
 
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.execution.executors import Executor, Item, Task, Work, WorkContext
+from ntknas.execution.reaper import Reaper
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +155,17 @@ class RayExecutor(Executor):
         self.threads = max(1, int(cpus)) if self.device.type == "cpu" else 1
         self._ray = import_ray()
         self._connected_here = False
+        self._reaper: Reaper | None = None
         self._contexts: dict[int, tuple[WorkContext, Any, str]] = {}
 
     # --- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
-        """Connect to the cluster (or start a local instance); one line if that fails."""
+        """Connect to the cluster (or start a local instance); one line if that fails.
+
+        Quiet unless it fails: Ray's own log lines below ERROR are not shown (among them a
+        warning on every local start that token authentication is on, which it stays), and
+        the lines Ray's core prints while it retries a connection are kept from the terminal.
+        """
         ray = self._ray
         address = self.options.address
         if address is not None:
@@ -158,19 +173,34 @@ class RayExecutor(Executor):
         if ray.is_initialized():  # the caller (a notebook, a test) connected already: use that
             return
         if address is None:
-            # "local": a new instance even where `ray start` left one running on this machine.
-            ray.init(address="local", num_cpus=self.options.local_cpus, include_dashboard=False,
-                     logging_level=logging.WARNING)
-            self._connected_here = True
+            self._start_local()
             return
         try:
-            ray.init(address=address, logging_level=logging.WARNING)
+            with _stderr_kept_from_terminal() as printed:
+                ray.init(address=address, logging_level=logging.ERROR)
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            detail = (str(error).strip().splitlines() or printed[-1:] or [type(error).__name__])[0][:160]
             raise NtknasError(
                 f"cannot join the Ray cluster at {address} ({detail}): check --ray-address, and that this "
                 "machine runs the same Ray and Python versions as the cluster"
             ) from None
+        self._connected_here = True
+
+    def _start_local(self) -> None:
+        """A new local instance (even where `ray start` left one running on this machine),
+        without its dashboard, whose processes end with this one however it ends (see
+        :mod:`~ntknas.execution.reaper`)."""
+        reaper = Reaper()
+        try:
+            with reaper.marking():
+                self._ray.init(
+                    address="local", num_cpus=self.options.local_cpus, include_dashboard=False,
+                    logging_level=logging.ERROR,
+                )
+        except BaseException:
+            reaper.close()
+            raise
+        self._reaper = reaper
         self._connected_here = True
 
     def _resolve(self, address: str) -> str:
@@ -197,8 +227,13 @@ class RayExecutor(Executor):
         """Disconnect; a local instance started for the run is shut down with it."""
         self._contexts.clear()
         if self._connected_here:
-            self._ray.shutdown()
-            self._connected_here = False
+            try:
+                self._ray.shutdown()
+            finally:
+                self._connected_here = False
+                reaper, self._reaper = self._reaper, None
+                if reaper is not None:
+                    reaper.close()  # ends what Ray's shutdown left behind
 
     def driver_device(self, device: str) -> torch.device:
         """The CPU: the shared data travels through the object store, and each worker moves it
@@ -308,21 +343,66 @@ class RayExecutor(Executor):
             log.debug("could not wait for cancelled Ray tasks: %s", error)
 
 
+@contextmanager
+def _stderr_kept_from_terminal() -> Iterator[list[str]]:
+    """Within the block, what is written to file descriptor 2 (Ray's C++ core logs there
+    directly, bypassing Python's logging) goes to a temporary file; its lines are given after
+    the block, for an error message to quote."""
+    printed: list[str] = []
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield printed
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            printed.extend(line for line in sink.read().decode(errors="replace").splitlines() if line.strip())
+
+
+# An HTTP/2 client's connection preface and an empty SETTINGS frame. A gRPC server (a Ray head
+# node's GCS port, or the Ray Client port) answers with a SETTINGS frame of its own; anything
+# else there (the dashboard's HTTP port 8265, another service) does not, and ``ray.init`` would
+# retry it for many minutes.
+_HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_SETTINGS_FRAME = 4
+
+
 def _check_reachable(address: str, head: str, timeout: float) -> None:
-    """Fail within ``timeout`` seconds when nothing listens at the head node: ``ray.init`` would
-    retry for minutes before it gives up."""
+    """Fail within ``timeout`` seconds when nothing listens at the head node, or what listens
+    there is not a Ray head node: ``ray.init`` would retry for minutes before it gives up."""
     host, _, port = head.rpartition(":")
     if not head or not host or not (port.isascii() and port.isdigit()):
         if head:
             raise NtknasError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
         return
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+        connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as error:
         reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
         raise NtknasError(
             f"no Ray cluster answers at {head} ({reason}): start one with `ray start --head`, or fix --ray-address"
         ) from None
+    with connection:
+        if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
+            return  # the plain preface below would not reach a TLS server's gRPC layer
+        reply = b""
+        try:
+            connection.sendall(_HTTP2_PREFACE)
+            while len(reply) < 9 and (chunk := connection.recv(9 - len(reply))):
+                reply += chunk
+        except TimeoutError:
+            pass
+        except OSError:
+            return  # reset or closed mid-probe: ray.init says what is wrong
+    if len(reply) < 9 or reply[3] != _SETTINGS_FRAME:
+        raise NtknasError(
+            f"what answers at {head} is not a Ray head node (it does not speak gRPC; the dashboard's port, 8265, "
+            "is not it): give the head node's GCS port (6379 unless `ray start --port` set another)"
+        )
 
 
 # --- in the Ray worker process ------------------------------------------------------------
