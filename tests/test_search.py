@@ -512,3 +512,16 @@ def test_rea_on_a_partial_nb101_table_proposes_only_its_rows(tmp_path):
                  "--proxy", "bench:test_acc_seed0", "--strategy", "rea", "--population", "4",
                  "--candidates", "8", "--runs", "1", "--out", str(out), "--no-progress"]) == 0
     assert all(row["accuracy"] != "" for row in _rows(out))
+
+
+def test_a_damaged_cache_names_the_cache_flag(space, table, tmp_path, capsys):
+    """Issue 22.9: the fix for a damaged --cache folder is about --cache, not --out."""
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "results.sqlite").write_bytes(b"this is not a database" * 100)
+    code = main(["search", "--space", NAME, "--dataset", "digits", "--benchmark", str(table), "--target", "acc",
+                 "--proxy", "bench:signal", "--candidates", "5", "--runs", "1", "--cache", str(cache),
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert f"--cache {cache}" in err and "drop this --cache" in err and "--out" not in err

@@ -41,6 +41,7 @@ import torch
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.execution.executors import Executor, Item, Task, Work, WorkContext
 from ntknas.execution.reaper import Reaper
+from ntknas.plugins import load_plugins, worker_plugins
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +282,7 @@ class RayExecutor(Executor):
             retry_exceptions=False,
         )
         pending = iter(tasks)
+        plugins = worker_plugins()
         in_flight: dict[Any, Task[Item]] = {}
         try:
             while True:
@@ -291,7 +293,7 @@ class RayExecutor(Executor):
                         break
                     # The shared ref inside a list: Ray passes it unresolved, so a worker fetches
                     # it only the first time (see _ready_context), not for every task.
-                    ref = remote.remote(work, run_id, [shared], task.item, task.done, self.threads, not_after)
+                    ref = remote.remote(work, run_id, [shared], task.item, task.done, self.threads, not_after, plugins)
                     in_flight[ref] = task
                 if not in_flight:
                     return
@@ -429,11 +431,13 @@ def _ready_context(run_id: str, shared: list[Any]) -> Any:
 
 
 def _run_item(
-    work: Work, run_id: str, shared: list[Any], item: Any, done: frozenset[str], threads: int, not_after: float | None
+    work: Work, run_id: str, shared: list[Any], item: Any, done: frozenset[str], threads: int, not_after: float | None,
+    plugins: Sequence[str] = (),
 ) -> _Outcome:
     """One work item in a Ray worker: its results, or why it has none."""
     if not_after is not None and time.time() >= not_after:
         return _Outcome(late=True)
+    load_plugins(plugins)  # the driver's --plugin registrations, once per worker process
     torch.set_num_threads(threads)
     try:
         context = _ready_context(run_id, shared)

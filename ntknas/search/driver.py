@@ -839,7 +839,11 @@ def _open_caches(paths: Sequence[str], run_dir: Path) -> list[ResultStore]:
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
-            stores.append(ResultStore(folder, readonly=True))
+            try:
+                stores.append(ResultStore(folder, readonly=True))
+            except DataError as error:  # a damaged cache: the fix is about --cache, not --out
+                reason = str(error).split(": its results", 1)[0].split(", or use another --out folder")[0]
+                raise DataError(f"--cache {folder}: {reason}: drop this --cache, or move the damaged file aside") from None
     except NtknasError:
         for store in stores:
             store.close()
