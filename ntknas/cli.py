@@ -453,7 +453,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import shlex
 
     arguments = list(sys.argv[1:] if argv is None else argv)
-    if (status := _load_plugins(_plugin_arguments(arguments), "ntknas")) is not None:
+    command = next((a for a in arguments if not a.startswith("-")), None)  # for the error line's prefix
+    if (status := _load_plugins(_plugin_arguments(arguments), f"ntknas {command}" if command else "ntknas")) is not None:
         return status
     parser = build_parser()
     args = parser.parse_args(arguments)

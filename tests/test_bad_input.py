@@ -106,6 +106,13 @@ CASES: list[tuple[str, str, int, str]] = [
     ("target constant", "search --dataset digits --benchmark {constant} --proxy synflow --candidates 2 --out {fresh}/s1", 2, "a rank correlation needs at least 3"),
     ("target not chosen", "correlate --dataset digits --benchmark {no_default} --archs 0:3 --out {fresh}/c4", 2, "choose one with --target"),
     ("target constant (run folder)", f"{C.replace('{bench}', '{constant}')}", 2, "has 1 distinct finite value"),
+    # --- issue 22: the newer surfaces
+    ("strategy named twice", f"{S} --strategy random,random", 2, "--strategy names 'random' twice: name each strategy once"),
+    ("out is a file", "correlate --dataset digits --benchmark {bench} --archs 0:3 --out {bench}", 2, "is a file, not a folder: pass a folder path"),
+    ("out is a file", f"{S.replace('{fresh}/search', '{bench}')}", 2, "is a file, not a folder: pass a folder path"),
+    ("damaged --cache", f"{S} --cache {{damaged_cache}}", 2, "drop this --cache"),
+    ("NB101 hash in an NB201 list", "correlate --dataset digits --benchmark {bench} --archs-file {nb101_list} --out {fresh}/c5", 2, "use --space nb101"),
+    ("plugin that cannot load", "score --plugin {fresh}/no_such_plugin.py", 2, "no such file"),
 ]
 
 
@@ -151,6 +158,11 @@ def build_fixtures(folder: Path) -> dict[str, str]:
     files["no_images"] = str(folder / "no_images.npz")
     (folder / "empty.npz").write_bytes(b"")
     files["empty_npz"] = str(folder / "empty.npz")
+    (folder / "damaged_cache").mkdir(exist_ok=True)
+    (folder / "damaged_cache" / "results.sqlite").write_bytes(b"not a database " * 100)
+    files["damaged_cache"] = str(folder / "damaged_cache")
+    (folder / "nb101_list.txt").write_text("00005c142e6f48ac74fdcf73e3439874\n")
+    files["nb101_list"] = str(folder / "nb101_list.txt")
     return files
 
 

@@ -113,7 +113,7 @@ def test_a_plugin_that_cannot_load_is_one_line_exit_2(content, message, tmp_path
                  "--out", str(tmp_path / "run")])
     error = capsys.readouterr().err
     assert code == 2 and error.count("\n") == 1, error
-    assert error.startswith("ntknas: error: ") and message.replace("PLUGIN", str(path)) in error
+    assert error.startswith("ntknas search: error: ") and message.replace("PLUGIN", str(path)) in error
 
 
 def test_a_fixed_plugin_loads_on_the_next_try(tmp_path, capsys):
@@ -129,7 +129,7 @@ def test_a_fixed_plugin_loads_on_the_next_try(tmp_path, capsys):
 def test_a_missing_module_is_one_line(capsys):
     assert main(["score", "--plugin", "no_such_ntknas_plugin", "--json"]) == 2
     error = capsys.readouterr().err
-    assert error == ("ntknas: error: --plugin no_such_ntknas_plugin: no module named 'no_such_ntknas_plugin': give a "
+    assert error == ("ntknas score: error: --plugin no_such_ntknas_plugin: no module named 'no_such_ntknas_plugin': give a "
                      ".py file path or a module importable from this Python (pip install it, or add its folder to "
                      "PYTHONPATH)\n")
 
@@ -147,5 +147,5 @@ def test_installed_entry_points_are_loaded_by_every_command(tmp_path, monkeypatc
     points.append(EntryPoint("theirs", "failing_entry:register", plugins.ENTRY_POINT_GROUP))
     assert main(["score", *SCORE]) == 2
     error = capsys.readouterr().err
-    assert error == ("ntknas: error: plugin theirs (failing_entry:register, entry point of ntknas.plugins) failed to "
+    assert error == ("ntknas score: error: plugin theirs (failing_entry:register, entry point of ntknas.plugins) failed to "
                      "load: KeyError: 'bad'; fix or uninstall the package that provides it\n")
