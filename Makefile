@@ -3,15 +3,18 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.ntknas-installed
+# Where torch comes from. Empty (the default): the configured package index, whatever wheel it
+# serves (on Linux, PyPI's is the CUDA build). `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`
+# picks the CPU build; it applies when .venv is created (`make clean` first to switch).
+TORCH_INDEX ?=
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# The CPU build of torch; a plain `torch` requirement would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -23,7 +26,11 @@ test: $(STAMP)
 	$(BIN)/ruff check ntknas
 	$(BIN)/mypy ntknas
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 	$(BIN)/python -m pytest -q
 
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs site .pytest_cache

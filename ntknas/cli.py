@@ -58,7 +58,7 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode (default train)")
     parser.add_argument("--metrics", type=T.text, help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga)")
     parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters (default: weights without the classifier)")
-    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant")
+    parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
     parser.add_argument("--model-seed", type=T.seed, default=42, help="model and data seed (default 42, the study's)")
     parser.add_argument("--seed", type=T.seed, dest="legacy_seed", help=argparse.SUPPRESS)
     parser.add_argument("--device", type=T.text, default="cpu", help="cpu | cuda | cuda:N")
@@ -388,8 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
 # --- plugins: --plugin PATH_OR_MODULE on every command, loaded before the parser exists ---------
 
 PLUGIN_HELP = (
-    "a .py file or an importable module that registers a space, dataset, metric, executor or search "
-    "strategy, loaded before anything else (repeatable; the ntknas.plugins entry points are always loaded)"
+    "a .py file or an importable module that registers a space, dataset, metric or search strategy, "
+    "loaded before anything else (repeatable; the ntknas.plugins entry points are always loaded)"
 )
 
 

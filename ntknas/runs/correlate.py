@@ -75,7 +75,7 @@ class CorrelateConfig(MeasureSettings):
     )
     target: str | None = setting(
         None, flag="--target", parse=check.nonempty_text,
-        help="accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)",
+        help="accuracy column (default: cifar10_valid_test for NB201; for NB101 test_max from the .tfrecord or an .npz exported from it, test_acc_seed0 from the compact table; else the table's only column)",
     )
     archs: str | None = setting(
         None, flag="--archs", parse=check.nonempty_text,

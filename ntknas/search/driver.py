@@ -93,7 +93,7 @@ class SearchConfig(MeasureSettings):
                                     help="ground truth table: NB201 CSV/.pth or NB101 table (.npz/.csv)")
     target: str | None = setting(
         None, flag="--target", parse=check.nonempty_text,
-        help="reported accuracy column (default: cifar10_valid_test for NB201, test_acc_seed0 for NB101)",
+        help="reported accuracy column (default: cifar10_valid_test for NB201; for NB101 test_max from the .tfrecord or an .npz exported from it, test_acc_seed0 from the compact table; else the table's only column)",
     )
     strategies: tuple[str, ...] = setting(("random",), flag="--strategy", parse=check.name_list,
                                           help="random | rea | two-stage | any registered strategy, or a comma-separated list (default random)")
