@@ -2,7 +2,7 @@
 
 Every error a user can cause is printed as one line naming the fix, with exit status 2; a
 fault of the machine (a full disk, a folder not writable) is one line too, with status 4 (the
-README's "Exit statuses" lists them all).
+manual's docs/reliability.md lists them all).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ class NtknasError(Exception):
     """An error caused by input; its message is a single line naming the fix."""
 
     exit_status = 2
-    """The command line's exit status for this error (README, "Exit statuses")."""
+    """The command line's exit status for this error (docs/reliability.md, "Exit statuses")."""
 
 
 class InvalidArchError(NtknasError, ValueError):

@@ -159,7 +159,7 @@ class MeasureSettings(KernelSettings):
         help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)",
     )
     model_seed: int | None = setting(None, flag="--model-seed", parse=check.seed, identity=True,
-                                     help="model and data seed (default: the protocol's, 42)")
+                                     help="model and data seed (default: the protocol's: 42; 1 for NB101)")
     bn_modes: tuple[str, ...] = setting(("train", "eval"), flag="--bn", parse=check.name_list, identity=True,
                                         help="BatchNorm modes (default train,eval)")
     params: str = setting("weights", flag="--params", choices=("weights", "all"), identity=True,

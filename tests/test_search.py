@@ -525,3 +525,14 @@ def test_a_damaged_cache_names_the_cache_flag(space, table, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert f"--cache {cache}" in err and "drop this --cache" in err and "--out" not in err
+
+
+def test_summary_md_lists_each_runs_choice(space, table, tmp_path):
+    """Issue 21.4: summary.md shows the final choice of every run, as summary.json's ``final``."""
+    out = tmp_path / "run"
+    outcome = run_search(_config(table, out, strategies=("random", "rea"), runs=3))
+    markdown = (out / "summary.md").read_text()
+    assert "Each run's choice" in markdown
+    for record in outcome.records:
+        for final in record["final"]:
+            assert f"| {record['strategy']} | {record['proxy']} | {final['run']} | {final['seed']} | `{final['arch']}` |" in markdown

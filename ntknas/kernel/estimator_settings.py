@@ -16,8 +16,8 @@ ESTIMATOR_NAMES = ("xnys", "hutch++")
 """The estimators :data:`ntknas.kernel.estimators.ESTIMATORS` implements, in the CLI's order."""
 DEFAULT_ESTIMATOR = "xnys"
 DEFAULT_PROBES = 20
-"""Random probes per estimate; chosen by ``perf/matrix_free_fidelity.py`` (see the README's
-matrix-free section)."""
+"""Random probes per estimate; chosen by ``perf/matrix_free_fidelity.py`` (see docs/kernel.md,
+its matrix-free section)."""
 MINIMUM_PROBES = 2
 """A standard error needs the spread of at least two probe terms."""
 

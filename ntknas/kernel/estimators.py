@@ -253,7 +253,7 @@ def exchangeable_nystrom(
     trace; the estimate is the mean over i and its standard error their spread (the XTrace /
     XNysTrace construction of Epperly, Tropp and Webber 2024, here for tr(A²) as well). Every probe
     serves both the low-rank part and the correction; on NAS-Bench-201 kernels this reaches the
-    README's fidelity bar with about a quarter fewer passes than Hutch++. Cost: m backward passes
+    fidelity bar of docs/kernel.md with about a quarter fewer passes than Hutch++. Cost: m backward passes
     and C + m forward-mode passes beyond the C class sums (C = classes present; 1 without labels).
     """
     size = operator.batch_size

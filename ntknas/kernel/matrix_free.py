@@ -14,7 +14,7 @@ standard error, by an exchangeable Nyström estimator (``xnys``, the default: th
 the class directions the exact sums already paid for, plus m Gaussian probes, each serving both the
 low-rank part and its correction; Epperly, Tropp, Webber 2024) or by Hutch++ (Meyer, Musco, Musco,
 Woodruff 2021). On NAS-Bench-201 kernels the Nyström estimator ranks architectures as faithfully as
-Hutch++ for fewer products (perf/matrix_free_fidelity.py, README).
+Hutch++ for fewer products (perf/matrix_free_fidelity.py, docs/kernel.md).
 
 Operators are the estimator's only view of the network, so the same estimator code runs on a
 network (:class:`NetworkOperator`) or on an explicit factor of a known kernel

@@ -251,6 +251,22 @@ SEARCH_HEADERS = (
 )
 
 
+CHOICE_HEADERS = ("strategy", "proxy", "run", "seed", "architecture", "accuracy", "regret", "archs scored", "cost (s)")
+
+
+def choice_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """One row of strings per run of each search: what it chose, what that reaches, what it cost."""
+    rows: list[tuple[str, ...]] = []
+    for r in records:
+        for final in r["final"]:
+            rows.append((
+                str(r["strategy"]), str(r["proxy"]), str(final["run"]), str(final["seed"]), f"`{final['arch']}`",
+                _number(final["accuracy"], 2), _number(final["regret"], 2), str(final["evaluations"]),
+                _number(final["cost"], 1),
+            ))
+    return rows
+
+
 def search_table_rows(records: Sequence[dict[str, Any]]) -> list[tuple[str, ...]]:
     """One row of strings per search record, in the columns of :data:`SEARCH_HEADERS`."""
     rows: list[tuple[str, ...]] = []
@@ -317,6 +333,9 @@ def _write_markdown(path: Path, summary: dict[str, Any], plot: bool) -> Path:
         "|" + "---|" * len(SEARCH_HEADERS),
     ]
     lines += ["| " + " | ".join(row) + " |" for row in search_table_rows(records)]
+    lines += ["", "Each run's choice (the proxy's incumbent at the end of the run):", "",
+              "| " + " | ".join(CHOICE_HEADERS) + " |", "|" + "---|" * len(CHOICE_HEADERS)]
+    lines += ["| " + " | ".join(row) + " |" for row in choice_rows(records)]
     if plot:
         lines += ["", f"![best-so-far accuracy]({SEARCH_PLOT})"]
     atomic_write_text(path, "\n".join(lines) + "\n")

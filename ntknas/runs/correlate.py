@@ -279,7 +279,7 @@ def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
     if not config.benchmark:
         raise DataError(
             "correlate needs --benchmark: a NAS-Bench-201 CSV/.pth or a NAS-Bench-101 table "
-            "(see the README's 'Data' section for where to get them)"
+            "(docs/data.md says where to get them)"
         )
     listed: list[ListedArch] | None = None
     if config.archs_file:  # read first: a malformed file is reported before a slow benchmark load

@@ -209,5 +209,5 @@ def demo_preamble(config: DemoConfig) -> str:
         "BatchNorm in train and eval mode\n"
         f"  then a miniature search: random search and REA among these cells guided by {config.search_metric} "
         "(the values just measured), reporting the digits accuracy of what they find\n"
-        "For the real experiments on CIFAR-10 and NAS-Bench-201 see `ntknas correlate` and `ntknas search` in the README.\n"
+        "For the real experiments on CIFAR-10 and NAS-Bench-201 see `ntknas correlate` and `ntknas search` in the manual (docs/).\n"
     )
