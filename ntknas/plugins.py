@@ -56,6 +56,21 @@ def loaded_plugins() -> list[str]:
     return list(_LOADED)
 
 
+def load_worker_plugins(specs: Sequence[str]) -> list[str]:
+    """In a worker process: load what the driver loaded, as far as this process can. A plugin
+    it cannot import (a module on the driver's path only) is a warning, not a failure: items
+    that need what it registers then fail naming the unknown name."""
+    import logging
+
+    loaded = []
+    for spec in specs:
+        try:
+            loaded += load_plugins([spec], installed=False)
+        except PluginError as error:
+            logging.getLogger(__name__).warning("in a worker process: %s", error)
+    return loaded + load_plugins([], installed=True)
+
+
 def worker_plugins() -> list[str]:
     """What a worker process must load to see this process's registrations: the files and
     modules given as plugins (the entry points it loads by itself)."""

@@ -167,8 +167,16 @@ def evaluate_metrics(
     return score_run(net, inputs, targets, metrics, bn_mode, **options).values
 
 
-run_metrics = score_run
-"""Alias of :func:`score_run`, kept for scripts written before 0.2."""
+def run_metrics(
+    net: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    metrics: Sequence[str] | str = DEFAULT_METRICS,
+    bn_mode: str = "train",
+    **options: Unpack[ScoreOptions],
+) -> MetricRun:
+    """Alias of :func:`score_run`, kept for scripts written before 0.2."""
+    return score_run(net, inputs, targets, metrics, bn_mode, **options)
 
 evaluate = run_metrics
 

@@ -34,7 +34,7 @@ import torch
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.execution.runtime import resolve_device
 from ntknas.execution.signals import watch_parent
-from ntknas.plugins import load_plugins, worker_plugins
+from ntknas.plugins import load_worker_plugins, worker_plugins
 
 if TYPE_CHECKING:
     from ntknas.execution.ray_executor import RayOptions
@@ -149,7 +149,7 @@ def _start_worker(
 ) -> None:
     if driver_pid is not None:
         watch_parent(driver_pid)  # a worker never outlives its driver, kill -9 included
-    load_plugins(plugins)  # the driver's --plugin registrations (spaces, metrics, ...) exist here too
+    load_worker_plugins(plugins)  # the driver's --plugin registrations (spaces, metrics, ...) exist here too
     torch.set_num_threads(threads)
     _worker_contexts[token] = context.local()
 

@@ -41,7 +41,7 @@ import torch
 from ntknas.errors import NtknasError, UnknownNameError
 from ntknas.execution.executors import Executor, Item, Task, Work, WorkContext
 from ntknas.execution.reaper import Reaper
-from ntknas.plugins import load_plugins, worker_plugins
+from ntknas.plugins import load_worker_plugins, worker_plugins
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +437,7 @@ def _run_item(
     """One work item in a Ray worker: its results, or why it has none."""
     if not_after is not None and time.time() >= not_after:
         return _Outcome(late=True)
-    load_plugins(plugins)  # the driver's --plugin registrations, once per worker process
+    load_worker_plugins(plugins)  # the driver's --plugin registrations, once per worker process
     torch.set_num_threads(threads)
     try:
         context = _ready_context(run_id, shared)
