@@ -78,12 +78,12 @@ def import_ray() -> Any:
     return ray
 
 
-def _check_quantity(flag: str, value: float, minimum: float) -> float:
+def _check_quantity(name: str, value: float, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
-        raise NtknasError(f"{flag} must be a number >= {minimum:g}, got {value!r}")
+        raise NtknasError(f"{option(name)} must be a number >= {minimum:g}, got {value!r}")
     if value > 1 and value != int(value):
         # Ray shares a CPU or GPU only as a fraction below one; above one it counts whole units.
-        raise NtknasError(f"{flag} above 1 must be a whole number (Ray shares only fractions of one), got {value:g}")
+        raise NtknasError(f"{option(name)} above 1 must be a whole number (Ray shares only fractions of one), got {value:g}")
     return float(value)
 
 
@@ -135,9 +135,9 @@ class RayExecutor(Executor):
             raise UnknownNameError(f"unknown device {device!r}: use cpu or cuda") from None
         if self.device.type == "cuda" and self.device.index is not None:
             raise NtknasError(f"{option('device')} {device} with {option('kind')} ray: use {option('device')} cuda (Ray gives each item its GPU)")
-        cpus = _check_quantity("--cpus-per-item", options.cpus_per_item, 0.0)
+        cpus = _check_quantity("cpus_per_item", options.cpus_per_item, 0.0)
         default_gpus = 1.0 if self.device.type == "cuda" else 0.0
-        gpus = _check_quantity("--gpus-per-item", default_gpus if options.gpus_per_item is None else options.gpus_per_item, 0.0)
+        gpus = _check_quantity("gpus_per_item", default_gpus if options.gpus_per_item is None else options.gpus_per_item, 0.0)
         if self.device.type == "cuda" and gpus == 0:
             raise NtknasError(f"{option('device')} cuda with {option('gpus_per_item')} 0: give each item a GPU share, e.g. {option('gpus_per_item')} 0.25")
         if self.device.type != "cuda" and gpus > 0:
