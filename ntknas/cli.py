@@ -480,7 +480,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except sqlite3.Error as error:
             raise sqlite_fault(error, Path(getattr(args, "out", None) or ".") / "results.sqlite", writing=True) from None
     except NtknasError as error:
-        print(f"ntknas {args.command}: error: {error}", file=sys.stderr)
+        print(f"ntknas {args.command}: error: {error.for_command_line(command_flags(parser, args.command))}",
+              file=sys.stderr)
         return error.exit_status
     except Terminated as stop:
         print(f"ntknas {args.command}: stopped by {stop.signal_name}{_resume_hint(args.command)}", file=sys.stderr)
@@ -488,6 +489,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"ntknas {args.command}: interrupted{_resume_hint(args.command)}", file=sys.stderr)
         return 130
+
+
+# Library parameters whose flag's destination has another name (score passes --model-seed as
+# ``seed``; RayOptions.address is --ray-address).
+PARAMETER_FLAGS: dict[str, dict[str, str]] = {
+    "score": {"seed": "--model-seed", "bn_mode": "--bn"},
+    "*": {"address": "--ray-address"},
+}
+
+
+def command_flags(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """Parameter -> the flag that sets it in ``command`` (its first long spelling): library errors
+    name parameters, the command line shows the flags the user typed."""
+    commands = next(a for a in parser._subparsers._actions if isinstance(a, argparse._SubParsersAction))  # type: ignore[union-attr]
+    flags: dict[str, str] = {}
+    for action in commands.choices[command]._actions:
+        spellings = [text for text in action.option_strings if text.startswith("--")]
+        if spellings and action.help != argparse.SUPPRESS:  # a hidden alias is not what help shows
+            flags.setdefault(action.dest, spellings[0])
+    return flags | PARAMETER_FLAGS["*"] | PARAMETER_FLAGS.get(command, {})
 
 
 STORING_COMMANDS = ("correlate", "track", "search", "demo")

@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ntknas.errors import DataError
+from ntknas.errors import option as parameter
 
 _TEMPORARY_TAG = ".ntknas-tmp-"
 
@@ -101,11 +102,12 @@ def atomic_binary(path: str | Path) -> Iterator[io.BytesIO]:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def output_folder(path: str | Path, option: str = "--out") -> Path:
+def output_folder(path: str | Path, option: str = parameter("out")) -> Path:
     """Create the output folder ``path`` (and its parents) if needed; returns it.
 
     A path that is a regular file, or runs through one, is the user's mistake (exit 2), not a
     fault of the disk; any other failure is raised as the :class:`OSError` it is, naming the folder.
+    ``option`` names the folder in the message (the parameter ``out`` unless told).
     """
     folder = Path(path)
     if folder.exists() and not folder.is_dir():

@@ -8,7 +8,7 @@ BatchNorm modes, network variant and options, initialization, training batch). T
 Each field carries its command-line flag, help and value check in its metadata, so
 
 * a settings object checks itself on construction (library callers get the command line's
-  one-line errors, which name the flag the value came from), and
+  one-line errors, which name the field; the command line shows its flag), and
 * :func:`add_options` derives a command's flags from the fields and :func:`from_args` builds the
   settings back from what argparse parsed: the CLI copies no argument by hand.
 
@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ntknas.errors import UnknownNameError
+from ntknas.errors import UnknownNameError, option
 from ntknas.inputs import validation as check
 from ntknas.kernel import BN_MODES
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, ESTIMATORS, EstimatorSettings
@@ -76,21 +76,21 @@ def setting(
 
 
 def check_fields(settings: Any, names: Iterable[str] | None = None) -> None:
-    """Check each field's value with its own ``parse`` and ``choices``; the message names the flag."""
+    """Check each field's value with its own ``parse`` and ``choices``; the message names the field
+    (the command line shows its flag)."""
     wanted = None if names is None else set(names)
     for item in fields(settings):
         if wanted is not None and item.name not in wanted:
             continue
         value = getattr(settings, item.name)
-        flag = item.metadata.get("flag") or item.name
         if value is None:
             continue
         parse = item.metadata.get("parse")
         if parse is not None and not isinstance(value, (tuple, list, dict)):  # lists were parsed already
-            check.flagged(flag, parse, value)
+            check.flagged(item.name, parse, value)
         choices = item.metadata.get("choices")
         if choices is not None and value not in choices:
-            raise UnknownNameError(f"unknown {flag} {value!r}: use one of {', '.join(choices)}")
+            raise UnknownNameError(f"unknown {option(item.name)} {value!r}: use one of {', '.join(choices)}")
 
 
 @dataclass(frozen=True)
@@ -182,10 +182,10 @@ class MeasureSettings(KernelSettings):
             object.__setattr__(self, "bn_modes", check.name_list(self.bn_modes))
         object.__setattr__(self, "bn_modes", tuple(self.bn_modes))
         if not self.bn_modes:
-            raise UnknownNameError("--bn names no mode: use train, eval or train,eval")
+            raise UnknownNameError(f"{option('bn_modes')} names no mode: use train, eval or train,eval")
         for mode in self.bn_modes:
             if mode not in BN_MODES:
-                raise UnknownNameError(f"unknown BatchNorm mode {mode!r} in --bn: use train, eval or train,eval")
+                raise UnknownNameError(f"unknown BatchNorm mode {mode!r} in {option('bn_modes')}: use train, eval or train,eval")
         InitScheme(self.init, self.bias_init)
 
     @property

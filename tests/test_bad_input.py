@@ -265,25 +265,67 @@ def test_the_target_column_is_named_in_every_summary(files):
     assert "Rank correlation with cifar10_valid_test" in Path(report.html).read_text()
 
 
-def test_library_callers_get_the_flag_names_too(files):
-    """Settings check themselves on construction: a library caller gets the same one line."""
+def test_library_callers_get_the_parameter_names(files):
+    """Settings check themselves on construction: a library caller gets the same one line, naming
+    the parameter it passed (the command line names the flag instead)."""
     from ntknas.errors import NtknasError
     from ntknas.runs.correlate import CorrelateConfig, run_correlate
     from ntknas.runs.score_command import score_architecture
 
     out = str(Path(files["fresh"]) / "api")
     for overrides, message in (
-        ({"batch_size": 0}, "--batch-size must be a positive integer"),
-        ({"time_budget": float("nan")}, "--time-budget must be a finite number"),
-        ({"model_seed": 2**64}, "--model-seed must be a seed between"),
-        ({"archs": ""}, "--archs must not be empty"),
-        ({"train_batch_size": 0}, "--train-batch-size must be a positive integer"),
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"time_budget": float("nan")}, "time_budget must be a finite number"),
+        ({"model_seed": 2**64}, "model_seed must be a seed between"),
+        ({"archs": ""}, "archs must not be empty"),
+        ({"train_batch_size": 0}, "train_batch_size must be a positive integer"),
+        ({"sample_seed": -1}, "sample_seed must be a seed between"),
     ):
-        with pytest.raises(NtknasError, match=message.replace("(", r"\(")):
+        with pytest.raises(NtknasError, match="^" + message.replace("(", r"\(")) as caught:
             run_correlate(CorrelateConfig(dataset="digits", benchmark=files["bench"], out=out, **overrides))
-    with pytest.raises(NtknasError, match="--batch-size must be a positive integer"):
+        assert "--" not in str(caught.value)
+    with pytest.raises(NtknasError, match="^batch_size must be a positive integer"):
         score_architecture(batch_size=0)
+    with pytest.raises(NtknasError, match="^seed must be a seed between"):
+        score_architecture(seed=-1)
     assert not Path(out).exists()
+
+
+@pytest.mark.parametrize(("library", "flags", "expected"), [
+    # the flag spells the parameter; the value is refused against the data, below the settings
+    ({"batch_size": 100000}, ["--batch-size", "100000"],
+     "batch_size 100000 is more than the 1258 digits training images: lower batch_size"),
+    # a renamed flag: the parameter bn_modes is --bn on the command line
+    ({"bn_modes": ("sideways",)}, ["--bn", "sideways"],
+     "unknown BatchNorm mode 'sideways' in bn_modes: use train, eval or train,eval"),
+])
+def test_the_library_names_the_parameter_and_the_command_line_the_flag(files, library, flags, expected):
+    """One refusal, two renderings: the parameter for a library caller, the flag on the command line."""
+    from ntknas.errors import NtknasError
+    from ntknas.runs.correlate import CorrelateConfig, run_correlate
+
+    parameter, flag = next(iter(library)), flags[0]
+    out = Path(files["fresh"]) / f"both-{parameter}"
+    with pytest.raises(NtknasError) as caught:
+        run_correlate(CorrelateConfig(dataset="digits", benchmark=files["bench"], archs="0:3", out=str(out), **library))
+    assert str(caught.value) == expected
+    code, err = run_cli(["correlate", "--dataset", "digits", "--benchmark", files["bench"], "--archs", "0:3",
+                         "--out", str(out), *flags])
+    assert (code, err) == (2, f"ntknas correlate: error: {expected.replace(parameter, flag)}\n")
+
+
+def test_a_renamed_parameter_is_shown_as_the_flag_the_user_typed():
+    """sample_seed is correlate's and track's --seed; a flag no parameter maps to keeps its spelling."""
+    from ntknas.cli import build_parser, command_flags
+    from ntknas.errors import NtknasError, option
+
+    error = NtknasError(f"{option('sample_seed')} draws {option('sample')}; {option('model_seed')} seeds networks")
+    assert str(error) == "sample_seed draws sample; model_seed seeds networks"
+    for command in ("correlate", "track"):
+        flags = command_flags(build_parser(), command)
+        assert error.for_command_line(flags) == "--seed draws --sample; --model-seed seeds networks"
+    assert command_flags(build_parser(), "score")["seed"] == "--model-seed"  # score's seed is the model's
+    assert error.args == (str(error),) and error.raw != str(error)
 
 
 if __name__ == "__main__":  # the bad-input table, as markdown

@@ -34,7 +34,7 @@ def test_an_nb101_hash_in_an_nb201_archs_file_names_the_space_to_use(tmp_path):
         read_archs_file(path, "nb201")
     message = str(caught.value)
     assert "line 2" in message and "looks like a NAS-Bench-101 module hash" in message
-    assert "--space nb101" in message and "\n" not in message and "node groups" not in message
+    assert "use space nb101" in message and "\n" not in message and "node groups" not in message
 
 
 def test_a_benchmark_csv_saved_with_a_byte_order_mark_loads(tmp_path, nb201_csv):

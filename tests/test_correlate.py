@@ -339,7 +339,7 @@ def test_workers_refuse_an_unpicklable_custom_factory_in_one_line(cifar_dir, tmp
     entries = [ArchEntry("tiny", 0, factory, 50.0)]
     config = CorrelateConfig(space="custom", dataset="cifar10", data_dir=str(cifar_dir), batch_size=4,
                              out=str(tmp_path / "run"), metrics=("knas",), workers=2)
-    with pytest.raises(NtknasError, match="--workers needs architectures that can be sent"):
+    with pytest.raises(NtknasError, match="workers needs architectures that can be sent"):
         run_correlate(config, entries=entries)
     config = CorrelateConfig(**{**config.__dict__, "workers": 1})
     assert run_correlate(config, entries=entries).measured == 1

@@ -120,9 +120,9 @@ def test_custom_space_takes_the_init_options():
 
 
 def test_unknown_init_is_refused_in_one_line(capsys):
-    with pytest.raises(UnknownNameError, match="unknown --init 'he'"):
+    with pytest.raises(UnknownNameError, match="unknown init 'he'"):
         build_nb101(CELL, init="he")
-    with pytest.raises(UnknownNameError, match="unknown --bias-init 'one'"):
+    with pytest.raises(UnknownNameError, match="unknown bias_init 'one'"):
         InitScheme("study", "one")
     with pytest.raises(SystemExit) as exit_info:
         main(["score", "--init", "he"])

@@ -161,7 +161,7 @@ def test_requests_within_the_bound_are_untouched():
 
 def test_a_probe_block_that_cannot_fit_is_refused_before_allocating(monkeypatch):
     monkeypatch.setattr(estimators_module, "available_memory", lambda device: 1000)
-    with pytest.raises(NtknasError, match="use fewer --probes or a smaller --batch-size") as raised:
+    with pytest.raises(NtknasError, match="use fewer probes or a smaller batch_size") as raised:
         estimate_kernel(_factor(6), torch.arange(6) % 3, EstimatorSettings(probes=4))
     assert "\n" not in str(raised.value)
     assert estimators_module.available_memory(torch.device("cpu")) is None or \

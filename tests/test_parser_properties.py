@@ -149,7 +149,7 @@ def test_empty_archs_selection_is_refused_not_all():
         try:
             select_positions(100, text, None, 0)
         except InvalidArchError as error:
-            assert "--archs" in str(error)
+            assert str(error).startswith("archs")
         else:
             raise AssertionError(f"--archs {text!r} was accepted")
     assert select_positions(5, None, None, 0) == [0, 1, 2, 3, 4]

@@ -108,13 +108,13 @@ def test_an_unreachable_cluster_is_a_one_line_error_that_stores_nothing(tmp_path
 
 
 @pytest.mark.parametrize("kind, flags, message", [
-    ("ray", dict(workers=3), "--workers 3 sets the process pool"),
-    ("serial", dict(workers=2), "--executor serial runs one item at a time"),
-    (None, dict(ray=RayOptions(address="auto")), "need --executor ray"),
-    ("ray", dict(ray=RayOptions(gpus_per_item=0.5)), "--gpus-per-item 0.5 needs --device cuda"),
+    ("ray", dict(workers=3), "workers 3 sets the process pool"),
+    ("serial", dict(workers=2), "kind serial runs one item at a time"),
+    (None, dict(ray=RayOptions(address="auto")), "need kind ray"),
+    ("ray", dict(ray=RayOptions(gpus_per_item=0.5)), "gpus_per_item 0.5 needs device cuda"),
     ("ray", dict(ray=RayOptions(cpus_per_item=1.5)), "above 1 must be a whole number"),
-    ("ray", dict(ray=RayOptions(max_retries=-1)), "--max-retries must be an integer >= 0"),
-    ("ray", dict(device="cuda:1"), "use --device cuda"),
+    ("ray", dict(ray=RayOptions(max_retries=-1)), "max_retries must be an integer >= 0"),
+    ("ray", dict(device="cuda:1"), "use device cuda"),
 ])
 def test_executor_choices_are_checked_in_one_line(kind, flags, message):
     with pytest.raises(NtknasError, match=message) as caught:

@@ -131,7 +131,7 @@ def test_the_executor_honours_the_done_set_and_the_deadline():
     tasks = [Task(1, frozenset({"a"})), Task(2)]
     assert list(SerialExecutor().map(work, Context(), tasks)) == [(1, [(1, ["a"])]), (2, [(2, [])])]
     assert list(SerialExecutor().map(work, Context(), tasks, deadline=0.0)) == []
-    with pytest.raises(ntknas.NtknasError, match="--workers"):
+    with pytest.raises(ntknas.NtknasError, match="workers"):
         ProcessPoolExecutor(0)
 
 

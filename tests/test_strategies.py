@@ -139,7 +139,7 @@ def test_a_stage_the_strategy_did_not_declare_is_refused(space, table, tmp_path)
 
 
 def test_a_strategy_named_twice_is_refused(space, table, tmp_path):
-    with pytest.raises(NtknasError, match="--strategy names 'random' twice"):
+    with pytest.raises(NtknasError, match="strategies names 'random' twice"):
         run_search(_config(table, tmp_path / "run", strategies=("random", "rea", " Random")))
 
 

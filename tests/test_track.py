@@ -92,7 +92,7 @@ def test_parse_arch_list_and_band():
         parse_arch_list("3:1")
     assert parse_band("cifar10_test:92.4:92.9") == track_module.Band("cifar10_test", 92.4, 92.9)
     for bad in ("cifar10_test:92.4", "cifar10_test:a:b", ":1:2", "c:3:2", "c:nan:2"):
-        with pytest.raises(InvalidArchError, match="--band"):
+        with pytest.raises(InvalidArchError, match="^band"):
             parse_band(bad)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ntknas.data.safe_pickle import safe_load
-from ntknas.errors import DataError, UnknownNameError
+from ntknas.errors import DataError, UnknownNameError, option
 
 SPLITS = ("train", "test")
 
@@ -271,7 +271,7 @@ def load_for_run(
     """:func:`load_dataset` for a command: a dataset read from files needs ``--data-dir``."""
     if not data_dir and needs_files(name):
         info = dataset_info(name)
-        raise DataError(f"--data-dir is needed for {info.name}: download it from {info.source}")
+        raise DataError(f"{option('data_dir')} is needed for {info.name}: download it from {info.source}")
     return load_dataset(name, data_dir or None, split=split, device=device)
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import torch
 
-from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError, option
 from ntknas.execution.runtime import resolve_device
 from ntknas.execution.signals import watch_parent
 from ntknas.plugins import load_worker_plugins, worker_plugins
@@ -188,8 +188,8 @@ def check_picklable(*objects: Any) -> None:
             pickle.dumps(value)
     except (pickle.PicklingError, AttributeError, TypeError) as error:
         raise NtknasError(
-            f"--workers needs architectures that can be sent to another process ({error}): define "
-            "custom factories at module level, or use --workers 1"
+            f"{option('workers')} needs architectures that can be sent to another process ({error}): define "
+            f"custom factories at module level, or use {option('workers')} 1"
         ) from None
 
 
@@ -211,7 +211,7 @@ class ProcessPoolExecutor(Executor):
 
     def __init__(self, workers: int, device: str | torch.device = "cpu") -> None:
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-            raise NtknasError(f"--workers must be a positive integer, got {workers!r}")
+            raise NtknasError(f"{option('workers')} must be a positive integer, got {workers!r}")
         self.workers = workers
         self.threads = threads_per_worker(workers, device)
         self._pool: _StdProcessPool | None = None
@@ -285,7 +285,7 @@ class ProcessPoolExecutor(Executor):
                 in_flight.clear()
                 self._discard()
                 raise NtknasError(
-                    "a worker process died (out of memory?): rerun with fewer --workers; stored results are kept"
+                    f"a worker process died (out of memory?): rerun with fewer {option('workers')}; stored results are kept"
                 ) from None
             finally:
                 if in_flight:  # left early (an error, Ctrl-C, SIGTERM): what runs would be dropped anyway
@@ -319,25 +319,25 @@ def make_executor(
     ``--workers N`` processes on this machine (this process alone for N = 1). ``ray`` holds the
     Ray options, given only with ``kind="ray"``."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise NtknasError(f"--workers must be at least 1, got {workers!r}")
+        raise NtknasError(f"{option('workers')} must be at least 1, got {workers!r}")
     if kind is None:
         kind = "serial" if workers == 1 else "pool"
         if ray is not None:
-            raise NtknasError("--ray-address, --cpus-per-item, --gpus-per-item and --max-retries need --executor ray")
+            raise NtknasError(f"{option('address')}, {option('cpus_per_item')}, {option('gpus_per_item')} and {option('max_retries')} need {option('kind')} ray")
     if kind not in EXECUTORS:
         raise UnknownNameError(f"unknown executor {kind!r}: use {', '.join(EXECUTORS)}")
     if kind != "ray" and ray is not None:
-        raise NtknasError(f"--ray-address, --cpus-per-item, --gpus-per-item and --max-retries need --executor ray, not {kind}")
+        raise NtknasError(f"{option('address')}, {option('cpus_per_item')}, {option('gpus_per_item')} and {option('max_retries')} need {option('kind')} ray, not {kind}")
     if kind == "serial":
         if workers != 1:
-            raise NtknasError(f"--executor serial runs one item at a time: drop --workers {workers} or use --executor pool")
+            raise NtknasError(f"{option('kind')} serial runs one item at a time: drop {option('workers')} {workers} or use {option('kind')} pool")
         return SerialExecutor()
     if kind == "pool":
         return ProcessPoolExecutor(workers, device)
     if workers != 1:
         raise NtknasError(
-            f"--workers {workers} sets the process pool: with --executor ray the cluster's CPUs and GPUs set how "
-            "many items run at once (see --cpus-per-item, --gpus-per-item)"
+            f"{option('workers')} {workers} sets the process pool: with {option('kind')} ray the cluster's CPUs and GPUs set how "
+            f"many items run at once (see {option('cpus_per_item')}, {option('gpus_per_item')})"
         )
     from ntknas.execution.ray_executor import RayExecutor, RayOptions
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError, marked_text, option
 from ntknas.execution.executors import Executor, Item, Task, Work, WorkContext
 from ntknas.execution.reaper import Reaper
 from ntknas.plugins import load_worker_plugins, worker_plugins
@@ -74,16 +74,16 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise NtknasError(f"--executor ray needs Ray, which is not installed: {RAY_EXTRA}") from None
+        raise NtknasError(f"{option('kind')} ray needs Ray, which is not installed: {RAY_EXTRA}") from None
     return ray
 
 
-def _check_quantity(flag: str, value: float, minimum: float) -> float:
+def _check_quantity(name: str, value: float, minimum: float) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < minimum:
-        raise NtknasError(f"{flag} must be a number >= {minimum:g}, got {value!r}")
+        raise NtknasError(f"{option(name)} must be a number >= {minimum:g}, got {value!r}")
     if value > 1 and value != int(value):
         # Ray shares a CPU or GPU only as a fraction below one; above one it counts whole units.
-        raise NtknasError(f"{flag} above 1 must be a whole number (Ray shares only fractions of one), got {value:g}")
+        raise NtknasError(f"{option(name)} above 1 must be a whole number (Ray shares only fractions of one), got {value:g}")
     return float(value)
 
 
@@ -134,19 +134,19 @@ class RayExecutor(Executor):
         except RuntimeError:
             raise UnknownNameError(f"unknown device {device!r}: use cpu or cuda") from None
         if self.device.type == "cuda" and self.device.index is not None:
-            raise NtknasError(f"--device {device} with --executor ray: use --device cuda (Ray gives each item its GPU)")
-        cpus = _check_quantity("--cpus-per-item", options.cpus_per_item, 0.0)
+            raise NtknasError(f"{option('device')} {device} with {option('kind')} ray: use {option('device')} cuda (Ray gives each item its GPU)")
+        cpus = _check_quantity("cpus_per_item", options.cpus_per_item, 0.0)
         default_gpus = 1.0 if self.device.type == "cuda" else 0.0
-        gpus = _check_quantity("--gpus-per-item", default_gpus if options.gpus_per_item is None else options.gpus_per_item, 0.0)
+        gpus = _check_quantity("gpus_per_item", default_gpus if options.gpus_per_item is None else options.gpus_per_item, 0.0)
         if self.device.type == "cuda" and gpus == 0:
-            raise NtknasError("--device cuda with --gpus-per-item 0: give each item a GPU share, e.g. --gpus-per-item 0.25")
+            raise NtknasError(f"{option('device')} cuda with {option('gpus_per_item')} 0: give each item a GPU share, e.g. {option('gpus_per_item')} 0.25")
         if self.device.type != "cuda" and gpus > 0:
-            raise NtknasError(f"--gpus-per-item {gpus:g} needs --device cuda")
+            raise NtknasError(f"{option('gpus_per_item')} {gpus:g} needs {option('device')} cuda")
         if cpus == 0 and gpus == 0:
-            raise NtknasError("--cpus-per-item 0 on a CPU run would let Ray start every item at once: use 1")
+            raise NtknasError(f"{option('cpus_per_item')} 0 on a CPU run would let Ray start every item at once: use 1")
         retries = options.max_retries
         if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-            raise NtknasError(f"--max-retries must be an integer >= 0, got {retries!r}")
+            raise NtknasError(f"{option('max_retries')} must be an integer >= 0, got {retries!r}")
         if options.connect_timeout <= 0:
             raise NtknasError(f"the Ray connect timeout must be positive, got {options.connect_timeout!r}")
         self.options = options
@@ -182,7 +182,7 @@ class RayExecutor(Executor):
         except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
             detail = (str(error).strip().splitlines() or printed[-1:] or [type(error).__name__])[0][:160]
             raise NtknasError(
-                f"cannot join the Ray cluster at {address} ({detail}): check --ray-address, and that this "
+                f"cannot join the Ray cluster at {address} ({detail}): check {option('address')}, and that this "
                 "machine runs the same Ray and Python versions as the cluster"
             ) from None
         self._connected_here = True
@@ -219,7 +219,7 @@ class RayExecutor(Executor):
             found = None
         if not found:
             raise NtknasError(
-                "--ray-address auto found no running Ray cluster on this machine: start one with "
+                f"{option('address')} auto found no running Ray cluster on this machine: start one with "
                 "`ray start --head`, or give the head node's HOST:PORT"
             )
         return str(found)
@@ -268,7 +268,7 @@ class RayExecutor(Executor):
         if slots < 1:
             raise NtknasError(
                 f"no node of the Ray cluster has {self.cpus_per_item:g} CPU(s) and {self.gpus_per_item:g} GPU(s) "
-                "for one item: lower --cpus-per-item / --gpus-per-item, or add nodes"
+                f"for one item: lower {option('cpus_per_item')} / {option('gpus_per_item')}, or add nodes"
             )
         log.info("Ray: up to %d item(s) at once on %d node(s)", slots, len(nodes))
         # Once: every task reads this one copy. Ray pickles with cloudpickle, so architectures
@@ -313,7 +313,7 @@ class RayExecutor(Executor):
             outcome: _Outcome = ray.get(ref)
         except ray.exceptions.TaskUnschedulableError:
             raise NtknasError(
-                f"Ray cannot place {label} on any node: lower --cpus-per-item / --gpus-per-item"
+                f"Ray cannot place {label} on any node: lower {option('cpus_per_item')} / {option('gpus_per_item')}"
             ) from None
         except (
             ray.exceptions.WorkerCrashedError, ray.exceptions.NodeDiedError, ray.exceptions.OutOfMemoryError,
@@ -322,7 +322,7 @@ class RayExecutor(Executor):
             tries = self.options.max_retries + 1
             raise NtknasError(
                 f"{label}: its Ray worker died in each of {tries} tries ({type(error).__name__}; out of memory?): "
-                "stored results are kept; rerun to continue, with more --max-retries or --cpus-per-item"
+                f"stored results are kept; rerun to continue, with more {option('max_retries')} or {option('cpus_per_item')}"
             ) from None
         if outcome.error is not None:
             raise NtknasError(f"{label} failed on {outcome.node}: {outcome.error}")
@@ -379,14 +379,14 @@ def _check_reachable(address: str, head: str, timeout: float) -> None:
     host, _, port = head.rpartition(":")
     if not head or not host or not (port.isascii() and port.isdigit()):
         if head:
-            raise NtknasError(f"--ray-address {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+            raise NtknasError(f"{option('address')} {address!r} is not HOST:PORT (e.g. 10.0.0.5:6379) or auto")
         return
     try:
         connection = socket.create_connection((host.strip("[]"), int(port)), timeout=timeout)
     except OSError as error:
         reason = "timed out" if isinstance(error, TimeoutError) else (error.strerror or type(error).__name__)
         raise NtknasError(
-            f"no Ray cluster answers at {head} ({reason}): start one with `ray start --head`, or fix --ray-address"
+            f"no Ray cluster answers at {head} ({reason}): start one with `ray start --head`, or fix {option('address')}"
         ) from None
     with connection:
         if os.environ.get("RAY_USE_TLS", "0").lower() in ("1", "true"):
@@ -443,4 +443,4 @@ def _run_item(
         context = _ready_context(run_id, shared)
         return _Outcome(results=list(work(context, item, done)))
     except NtknasError as error:
-        return _Outcome(error=str(error), node=f"{socket.gethostname()} (pid {os.getpid()})")
+        return _Outcome(error=marked_text(error), node=f"{socket.gethostname()} (pid {os.getpid()})")

@@ -6,7 +6,7 @@ import platform
 
 import torch
 
-from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError, option
 
 
 def resolve_device(name: str) -> torch.device:
@@ -16,7 +16,7 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         raise UnknownNameError(f"unknown device {name!r}: use cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise NtknasError(f"--device {name} asked for, but this torch sees no CUDA GPU: use --device cpu")
+        raise NtknasError(f"{option('device')} {name} asked for, but this torch sees no CUDA GPU: use {option('device')} cpu")
     return device
 
 

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError, option
 from ntknas.spaces import SearchSpace, get_space
 from ntknas.spaces.nb101 import NPZ_OP_CODES, NPZ_PADDING, decode_table_row, nb101_hash
 from ntknas.spaces.nb201 import canonical_arch_string
@@ -171,7 +171,7 @@ class Benchmark:
             raise DataError(
                 f"target column {self.target!r} of {self.source} has {distinct.size} distinct finite "
                 f"value{'s' * (distinct.size != 1)} ({shown}): a rank correlation needs at least 3; "
-                f"choose another --target (available: {', '.join(self.columns)})"
+                f"choose another {option('target')} (available: {', '.join(self.columns)})"
             )
 
     # ---------------------------------------------------------------- lookup
@@ -366,7 +366,7 @@ def _default_target(space: str, columns: dict[str, np.ndarray], source: str) -> 
         return next(iter(columns))
     raise UnknownNameError(
         f"{source} has no default target column ({', '.join(defaults) or 'none set'}): choose one "
-        f"with --target (target= in Python): {', '.join(columns)}"
+        f"with {option('target')} (target= in Python): {', '.join(columns)}"
     )
 
 

@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ntknas.errors import DataError
+from ntknas.errors import DataError, option
 
 log = logging.getLogger(__name__)
 
@@ -696,7 +696,7 @@ def export_nb101_npz(
     official file. Written to a temporary file and renamed, so a failed read leaves nothing."""
     target = Path(out)
     if target.suffix.lower() != ".npz":
-        raise DataError(f"--out {target} must end in .npz: the NB101 table is written as an .npz")
+        raise DataError(f"{option('out')} {target} must end in .npz: the NB101 table is written as an .npz")
     results = read_nb101_tfrecord(tfrecord, verify_crc=verify_crc)
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".tmp.npz")

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError, marked_text, option
 from ntknas.spaces import get_space
 
 _HASH = re.compile(r"^[0-9a-f]{32}$")
@@ -84,15 +84,15 @@ def read_archs_file(path: str | os.PathLike[str], space: str) -> list[ListedArch
         # CRLF included, are read universally).
         text = p.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise DataError(f"--archs-file {p} not found: give a file with one architecture per line") from None
+        raise DataError(f"{option('archs_file')} {p} not found: give a file with one architecture per line") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"cannot read --archs-file {p} ({type(error).__name__}): give a UTF-8 text file") from None
+        raise DataError(f"cannot read {option('archs_file')} {p} ({type(error).__name__}): give a UTF-8 text file") from None
     if text.lstrip().startswith("{"):
         listed = _read_graphs_json(text, p, space)
     else:
         listed = _read_lines(text, p, space)
     if not listed:
-        raise DataError(f"--archs-file {p} lists no architecture: write one per line")
+        raise DataError(f"{option('archs_file')} {p} lists no architecture: write one per line")
     unique: dict[int | str, ListedArch] = {}
     for arch in listed:
         unique.setdefault(arch.key, arch)
@@ -102,23 +102,23 @@ def read_archs_file(path: str | os.PathLike[str], space: str) -> list[ListedArch
 def _read_graphs_json(text: str, path: Path, space: str) -> list[ListedArch]:
     if not get_space(space).lists_graphs:
         raise DataError(
-            f"--archs-file {path} is JSON (the NAS-Bench-101 all_graphs.json form) but the space is "
+            f"{option('archs_file')} {path} is JSON (the NAS-Bench-101 all_graphs.json form) but the space is "
             f"{space!r}: list one NB201 index or arch string per line instead"
         )
     try:
         graphs = json.loads(text)
     except json.JSONDecodeError as error:
-        raise DataError(f"--archs-file {path} is not valid JSON ({error.msg} at line {error.lineno})") from None
+        raise DataError(f"{option('archs_file')} {path} is not valid JSON ({error.msg} at line {error.lineno})") from None
     if not isinstance(graphs, dict):
-        raise DataError(f"--archs-file {path} must be a JSON object mapping hash -> [adjacency, labels]")
+        raise DataError(f"{option('archs_file')} {path} must be a JSON object mapping hash -> [adjacency, labels]")
     listed = []
     for key, graph in graphs.items():
         if not _HASH.match(key):
             raise InvalidArchError(
-                f"--archs-file {path}: key {key[:60]!r} is not a 32-hex-digit NAS-Bench-101 module hash"
+                f"{option('archs_file')} {path}: key {key[:60]!r} is not a 32-hex-digit NAS-Bench-101 module hash"
             )
         if not isinstance(graph, list) or len(graph) != 2:
-            raise DataError(f"--archs-file {path}: the value of {key} must be [adjacency, labels]")
+            raise DataError(f"{option('archs_file')} {path}: the value of {key} must be [adjacency, labels]")
         listed.append(ListedArch(key, (graph[0], graph[1])))
     return listed
 
@@ -132,7 +132,7 @@ def _read_lines(text: str, path: Path, space: str) -> list[ListedArch]:
         try:
             key = _line_key(line, space)
         except InvalidArchError as error:
-            raise InvalidArchError(f"--archs-file {path} line {number}: {error}") from None
+            raise InvalidArchError(f"{option('archs_file')} {path} line {number}: {marked_text(error)}") from None
         listed.append(ListedArch(key))
     return listed
 
@@ -151,9 +151,9 @@ def _line_key(line: str, space: str) -> int | str:
         if _HASH.match(line.lower()) and "hash" not in search_space.table_key_columns:
             raise InvalidArchError(
                 f"{line!r} looks like a NAS-Bench-101 module hash, not a {search_space.title} architecture: "
-                "use --space nb101 (with the NB101 benchmark) or list this space's architectures"
+                f"use {option('space')} nb101 (with the NB101 benchmark) or list this space's architectures"
             ) from None
-        raise InvalidArchError(str(error)) from None
+        raise InvalidArchError(marked_text(error)) from None
 
 
 def first_unknown(listed: Sequence[ListedArch], known: np.ndarray) -> ListedArch | None:
@@ -170,7 +170,7 @@ def check_known(listed: Sequence[ListedArch], known: np.ndarray, path: str, sour
     unknown = first_unknown(listed, known)
     if unknown is not None:
         raise UnknownNameError(
-            f"--archs-file {path} lists {unknown.key!r}, which is not in the benchmark {source}: "
+            f"{option('archs_file')} {path} lists {unknown.key!r}, which is not in the benchmark {source}: "
             "remove it or use a benchmark file that has it"
         )
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ntknas.errors import InvalidArchError
+from ntknas.errors import InvalidArchError, option
 
 
 def select_positions(total: int, archs: str | None, sample: int | None, seed: int) -> list[int]:
@@ -18,16 +18,16 @@ def select_positions(total: int, archs: str | None, sample: int | None, seed: in
     with ``numpy.random.default_rng(seed)`` from the range (or from all if no range is given).
     """
     if archs is not None and not archs.strip():
-        raise InvalidArchError("--archs '' selects no architecture: use e.g. 0:1000, 5,17 or all (or leave --archs out)")
+        raise InvalidArchError(f"{option('archs')} '' selects no architecture: use e.g. 0:1000, 5,17 or all (or leave {option('archs')} out)")
     pool = list(range(total)) if archs is None or archs.strip() == "all" else parse_positions(archs, total)
     if sample is None:
         return pool
     if sample < 1:
-        raise InvalidArchError(f"--sample must be at least 1, got {sample}")
+        raise InvalidArchError(f"{option('sample')} must be at least 1, got {sample}")
     if sample > len(pool):
         raise InvalidArchError(
-            f"--sample {sample} is more than the {len(pool)} architectures to draw from: "
-            "lower --sample or widen --archs"
+            f"{option('sample')} {sample} is more than the {len(pool)} architectures to draw from: "
+            f"lower {option('sample')} or widen {option('archs')}"
         )
     chosen = np.random.default_rng(seed).choice(len(pool), size=sample, replace=False)
     return [pool[i] for i in sorted(chosen.tolist())]
@@ -51,7 +51,7 @@ def parse_positions(text: str, total: int) -> list[int]:
             position = _position(part, None, total, text)
             positions.append(position)
     if not positions:
-        raise InvalidArchError(f"--archs {text!r} selects no architecture: use e.g. 0:1000, 5,17 or all")
+        raise InvalidArchError(f"{option('archs')} {text!r} selects no architecture: use e.g. 0:1000, 5,17 or all")
     return list(dict.fromkeys(positions))
 
 
@@ -63,12 +63,12 @@ def _position(text: str, default: int | None, limit: int, whole: str) -> int:
         value = int(text)
     except ValueError:
         raise InvalidArchError(
-            f"cannot read {text!r} in --archs {whole!r}: use indices and ranges such as 0:1000 or 5,17,300"
+            f"cannot read {text!r} in {option('archs')} {whole!r}: use indices and ranges such as 0:1000 or 5,17,300"
         ) from None
     if not 0 <= value < limit:
         raise InvalidArchError(
-            f"architecture {value} in --archs {whole!r} is outside the benchmark's 0..{limit - 1}"
-            if limit > 0 else "the benchmark is empty: check the --benchmark file"
+            f"architecture {value} in {option('archs')} {whole!r} is outside the benchmark's 0..{limit - 1}"
+            if limit > 0 else f"the benchmark is empty: check the {option('benchmark')} file"
         )
     return value
 

@@ -3,8 +3,8 @@
 Each check takes the value as typed (a string) or as passed from Python, returns the value in
 its proper type, and raises :class:`InputError` — a one-line :class:`~ntknas.errors.NtknasError`
 that says what is expected — for anything else. The messages name no option: argparse puts
-``argument --flag:`` in front of them, and :func:`flagged` puts the flag in front for the
-library. Nothing here reads a file or builds a network, so a command refuses bad values before
+``argument --flag:`` in front of them, and :func:`flagged` puts the parameter in front for the
+library (which the command line shows as its flag). Nothing here reads a file or builds a network, so a command refuses bad values before
 any work.
 """
 
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, marked_text, option
 
 T = TypeVar("T")
 
@@ -122,23 +122,24 @@ def epoch_list(value: Any) -> tuple[int, ...]:
     return tuple(sorted({int(part) for part in parts}))
 
 
-def flagged(flag: str, check: Callable[[Any], T], value: Any) -> T:
-    """``check(value)``, with the option's name in front of a refusal (for library callers)."""
+def flagged(name: str, check: Callable[[Any], T], value: Any) -> T:
+    """``check(value)``, with the parameter ``name`` in front of a refusal (see
+    :func:`~ntknas.errors.option`)."""
     try:
         return check(value)
     except InputError as error:
-        raise InputError(f"{flag} {error}") from None
+        raise InputError(f"{option(name)} {marked_text(error)}") from None
 
 
-def optional(flag: str, check: Callable[[Any], T], value: Any) -> T | None:
+def optional(name: str, check: Callable[[Any], T], value: Any) -> T | None:
     """:func:`flagged` for an option that may be left out (``None``)."""
-    return None if value is None else flagged(flag, check, value)
+    return None if value is None else flagged(name, check, value)
 
 
-def check_batch_fits(batch_size: int, available: int, images: str, flag: str = "--batch-size") -> None:
-    """Refuse a batch larger than the split it is drawn from, naming the flag."""
+def check_batch_fits(batch_size: int, available: int, images: str, name: str = "batch_size") -> None:
+    """Refuse a batch larger than the split it is drawn from, naming the parameter ``name``."""
     if batch_size > available:
-        raise InputError(f"{flag} {batch_size} is more than the {available} {images}: lower {flag}")
+        raise InputError(f"{option(name)} {batch_size} is more than the {available} {images}: lower {option(name)}")
 
 
 __all__ = [

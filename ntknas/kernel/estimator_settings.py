@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError, option
 
 KERNEL_KINDS = ("exact", "matrix-free")
 ESTIMATOR_NAMES = ("xnys", "hutch++")
@@ -37,7 +37,7 @@ class EstimatorSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.probes, bool) or not isinstance(self.probes, int) or self.probes < MINIMUM_PROBES:
-            raise NtknasError(f"--probes must be an integer >= 2 (an estimate needs at least two probes), got {self.probes!r}")
+            raise NtknasError(f"{option('probes')} must be an integer >= 2 (an estimate needs at least two probes), got {self.probes!r}")
         if self.estimator not in ESTIMATOR_NAMES:
             raise UnknownNameError(f"unknown estimator {self.estimator!r}: use one of {', '.join(ESTIMATOR_NAMES)}")
 

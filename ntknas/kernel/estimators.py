@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, option
 from ntknas.kernel.estimator_settings import ESTIMATOR_NAMES, EstimatorSettings, effective_settings
 from ntknas.kernel.operators import JacobianOperator, block_gram
 from ntknas.kernel.passes import ParamBlock
@@ -187,7 +187,7 @@ def check_probe_memory(operator: JacobianOperator, rows: int, settings: Estimato
         raise NtknasError(
             f"matrix-free estimate with {settings.probes} probes needs about {needed / 2**30:.1f} GiB for its "
             f"{rows} parameter-space rows but {operator.device.type} has {free / 2**30:.1f} GiB free: "
-            "use fewer --probes or a smaller --batch-size"
+            f"use fewer {option('probes')} or a smaller {option('batch_size')}"
         )
 
 

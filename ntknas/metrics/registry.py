@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ntknas.errors import NtknasError, UnknownNameError
+from ntknas.errors import NtknasError, UnknownNameError, option
 from ntknas.kernel import NTKResult, compute_ntk
 from ntknas.kernel.matrix_free import (
     EstimatorSettings,
@@ -258,6 +258,6 @@ def check_kernel_choice(kernel: str, metrics: list[str] | tuple[str, ...]) -> No
         if metric.needs_kernel and not metric.matrix_free:
             offered = ", ".join(m for m in available_metrics() if get_metric(m).matrix_free)
             raise NtknasError(
-                f"{name} needs the kernel's eigenvalues, which --kernel matrix-free does not estimate "
-                f"reliably: use --kernel exact for {name} (matrix-free offers {offered})"
+                f"{name} needs the kernel's eigenvalues, which {option('kernel')} matrix-free does not estimate "
+                f"reliably: use {option('kernel')} exact for {name} (matrix-free offers {offered})"
             )

@@ -412,7 +412,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
             stores.append(open_run(run_dir))
         out_dir = Path(out) if out is not None else Path(run_dirs[0])
         try:
-            output_folder(out_dir, "--out")
+            output_folder(out_dir)
         except OSError as error:  # a machine fault like any other command's (exit 4), not the input's
             raise os_fault(error, out_dir, kept=False) from None
         title = "ntknas report"

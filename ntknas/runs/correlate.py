@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from ntknas.data import DatasetInfo, ImageDataset, dataset_info, draw_batch, first_images
-from ntknas.errors import DataError, NtknasError
+from ntknas.errors import DataError, NtknasError, option
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import device_name, resolve_device
@@ -138,7 +138,7 @@ class CorrelateConfig(MeasureSettings):
         space = get_space(self.space)
         epochs = tuple(sorted(set(self.train_epochs)))
         if not epochs or epochs[0] < 0:
-            raise NtknasError(f"--train-epochs must list epoch counts >= 0, got {self.train_epochs}")
+            raise NtknasError(f"{option('train_epochs')} must list epoch counts >= 0, got {self.train_epochs}")
         default_metrics = MATRIX_FREE_METRICS if self.kernel == "matrix-free" else DEFAULT_METRICS
         metrics = tuple(parse_metric_list(self.metrics if self.metrics is not None else default_metrics))
         check_kernel_choice(self.kernel, metrics)
@@ -278,7 +278,7 @@ def entries_and_target(config: CorrelateConfig) -> tuple[list[ArchEntry], str]:
 
     if not config.benchmark:
         raise DataError(
-            "correlate needs --benchmark: a NAS-Bench-201 CSV/.pth or a NAS-Bench-101 table "
+            f"correlate needs {option('benchmark')}: a NAS-Bench-201 CSV/.pth or a NAS-Bench-101 table "
             "(docs/data.md says where to get them)"
         )
     listed: list[ListedArch] | None = None

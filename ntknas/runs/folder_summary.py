@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ntknas.errors import DataError, StorageError
+from ntknas.errors import DataError, StorageError, option
 from ntknas.store import STORE_FILE, ItemRecord, ResultStore
 from ntknas.store.faults import os_fault
 
@@ -34,7 +34,7 @@ def summarize_run_folder(config: CorrelateConfig, started: float | None = None) 
     run_dir = Path(config.out)
     if not (run_dir / STORE_FILE).is_file():
         raise DataError(
-            f"{run_dir} holds no {STORE_FILE}: nothing to summarize; run the command without --summary-only first"
+            f"{run_dir} holds no {STORE_FILE}: nothing to summarize; run the command without {option('summary_only')} first"
         )
     with ResultStore(run_dir, readonly=True) as store:
         kind = store.get_meta("kind")
@@ -51,7 +51,7 @@ def summarize_run_folder(config: CorrelateConfig, started: float | None = None) 
             fault = os_fault(error, kept=False)
             if isinstance(fault, StorageError):
                 raise StorageError(
-                    f"{error.filename or run_dir}: {error.strerror or error}: --summary-only writes its outputs "
+                    f"{error.filename or run_dir}: {error.strerror or error}: {option('summary_only')} writes its outputs "
                     f"into the run folder; make it writable, or read it with ntknas report {run_dir} --out "
                     "ANOTHER_FOLDER"
                 ) from None
@@ -74,7 +74,7 @@ def folder_settings(store: ResultStore, given: CorrelateConfig) -> CorrelateConf
         settings.pop("init", None)  # the initialization's name, not the --init flag: the command's
         if not settings:
             raise DataError(
-                f"{store.path} holds no run settings: run the command without --summary-only first"
+                f"{store.path} holds no run settings: run the command without {option('summary_only')} first"
             )
         stored = {f.name: getattr(given, f.name) for f in fields(Config)} | settings
     return config_from_stored(stored, out=given.out, summary_only=True)

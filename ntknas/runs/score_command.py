@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ntknas.data import DatasetInfo, dataset_info, draw_batch, load_for_run, normalize
-from ntknas.errors import DataError, InvalidArchError, NtknasError
+from ntknas.errors import DataError, InvalidArchError, NtknasError, option
 from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.inputs.validation import seed as check_seed
@@ -85,7 +85,7 @@ def resolve_architecture(
     elif arch is None and search_space.default_arch is not None:
         chosen = search_space.parse(search_space.default_arch)
     elif arch is None:
-        raise InvalidArchError(f"--space {search_space.name} needs --arch: {search_space.arch_help}")
+        raise InvalidArchError(f"{option('space')} {search_space.name} needs {option('arch')}: {search_space.arch_help}")
     else:
         try:
             chosen = search_space.parse(arch)
@@ -103,7 +103,7 @@ def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None)
     file = Path(path)
     if info is None:
         raise NtknasError(
-            "--batch-file needs --dataset (cifar10, cifar100, ImageNet16-120 or digits): the class "
+            f"{option('batch_file')} needs {option('dataset')} (cifar10, cifar100, ImageNet16-120 or digits): the class "
             "count and the normalization come from it"
         )
     if not file.is_file():
@@ -126,7 +126,7 @@ def load_batch_file(path: str, info: DatasetInfo | None, batch_size: int | None)
     if outside.any():
         raise DataError(
             f"'labels' in {path} must lie in 0..{info.num_classes - 1} ({info.name} has {info.num_classes} "
-            f"classes), found {int(labels[outside][0])}: fix the labels or choose the matching --dataset"
+            f"classes), found {int(labels[outside][0])}: fix the labels or choose the matching {option('dataset')}"
         )
     if batch_size:
         check_batch_fits(batch_size, len(labels), f"images in {path}")
@@ -194,11 +194,11 @@ def score_architecture(
     (the exact kernel with train-mode BatchNorm takes one backward pass per image: minutes at
     batch 256 on a CPU)."""
     stage = on_stage or (lambda text: None)
-    flagged("--model-seed", check_seed, seed)
-    optional("--batch-size", positive_int, batch_size)
-    optional("--arch", nonempty_text, arch)
-    optional("--batch-file", nonempty_text, batch_file)
-    optional("--dataset", nonempty_text, dataset)
+    flagged("seed", check_seed, seed)
+    optional("batch_size", positive_int, batch_size)
+    optional("arch", nonempty_text, arch)
+    optional("batch_file", nonempty_text, batch_file)
+    optional("dataset", nonempty_text, dataset)
     if batch_file and not dataset:
         load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
     kernel_settings = KernelSettings(kernel=kernel, strategy=strategy, chunk_size=chunk_size, probes=probes,
@@ -209,7 +209,7 @@ def score_architecture(
     stage("reading the batch")
     inputs, targets, num_classes, description = _score_batch(dataset, data_dir, batch_file, batch_size, seed, target_device)
     if inputs.shape[0] < 2:
-        raise NtknasError("a kernel needs at least 2 images: raise --batch-size")
+        raise NtknasError(f"a kernel needs at least 2 images: raise {option('batch_size')}")
     torch.manual_seed(seed)
     stage("building the network")
     measured_space = get_space(space)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ntknas.data import ImageDataset, dataset_info, label_sorted_batch
-from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError, option
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import resolve_device
@@ -78,15 +78,15 @@ def parse_band(text: str) -> Band:
     """Parse ``COLUMN:LOW:HIGH``."""
     parts = str(text).rsplit(":", 2)
     if len(parts) != 3 or not parts[0].strip():
-        raise InvalidArchError(f"--band {text!r} is malformed: {_BAND_FIX}")
+        raise InvalidArchError(f"{option('band')} {text!r} is malformed: {_BAND_FIX}")
     try:
         low, high = float(parts[1]), float(parts[2])
     except ValueError:
-        raise InvalidArchError(f"--band {text!r} has bounds that are not numbers: {_BAND_FIX}") from None
+        raise InvalidArchError(f"{option('band')} {text!r} has bounds that are not numbers: {_BAND_FIX}") from None
     if not (math.isfinite(low) and math.isfinite(high)):
-        raise InvalidArchError(f"--band {text!r} needs finite bounds: {_BAND_FIX}")
+        raise InvalidArchError(f"{option('band')} {text!r} needs finite bounds: {_BAND_FIX}")
     if low > high:
-        raise InvalidArchError(f"--band {text!r} has LOW > HIGH: write the smaller bound first")
+        raise InvalidArchError(f"{option('band')} {text!r} has LOW > HIGH: write the smaller bound first")
     return Band(parts[0].strip(), low, high)
 
 
@@ -116,7 +116,7 @@ def parse_arch_list(text: str, space: str | SearchSpace = "nb201") -> list[Any]:
         for arch in archs:
             chosen.setdefault(search_space.key(arch), arch)
     if not chosen:
-        raise InvalidArchError(f"--archs {text!r} names no architecture: use e.g. 6111,1 or 0:4")
+        raise InvalidArchError(f"{option('archs')} {text!r} names no architecture: use e.g. 6111,1 or 0:4")
     return list(chosen.values())
 
 
@@ -244,14 +244,14 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
     space = get_space(config.space)
     if config.archs is None and config.band is None and config.sample is None and config.archs_file is None:
         raise InvalidArchError(
-            "track needs --archs (e.g. 6111,1), --archs-file FILE or --band COLUMN:LOW:HIGH with --sample K"
+            f"track needs {option('archs')} (e.g. 6111,1), {option('archs_file')} FILE or {option('band')} COLUMN:LOW:HIGH with {option('sample')} K"
         )
     if sum(choice is not None for choice in (config.archs, config.band, config.archs_file)) > 1:
-        raise InvalidArchError("--archs, --archs-file and --band: choose the architectures one way")
+        raise InvalidArchError(f"{option('archs')}, {option('archs_file')} and {option('band')}: choose the architectures one way")
     if config.band is not None:
         parse_band(config.band)  # a malformed band is reported before the benchmark is read
         if not config.benchmark:
-            raise DataError("--band needs --benchmark: the NB201 CSV whose column the band refers to")
+            raise DataError(f"{option('band')} needs {option('benchmark')}: the NB201 CSV whose column the band refers to")
     benchmark = None
     if config.benchmark:
         from ntknas.groundtruth import load_benchmark
@@ -263,20 +263,20 @@ def select_track_archs(config: TrackConfig) -> list[TrackArch]:
         where = f"the band {config.band}"
     elif config.archs is not None:
         archs = parse_arch_list(config.archs, space)
-        where = "--archs"
+        where = option("archs")
     elif config.archs_file is not None:
         from ntknas.inputs.archs_file import read_archs_file
 
         archs = [space.coerce(listed.key) for listed in read_archs_file(config.archs_file, space.name)]
-        where = f"--archs-file {config.archs_file}"
+        where = f"{option('archs_file')} {config.archs_file}"
     else:
         archs = list(space.archs())
         where = space.title
     if config.sample is not None:
         if config.sample > len(archs):
             raise InvalidArchError(
-                f"--sample {config.sample} is more than the {len(archs)} architectures of {where}: "
-                "lower --sample or widen the selection"
+                f"{option('sample')} {config.sample} is more than the {len(archs)} architectures of {where}: "
+                f"lower {option('sample')} or widen the selection"
             )
         picked = np.random.default_rng(config.sample_seed).choice(len(archs), size=config.sample, replace=False)
         archs = [archs[i] for i in sorted(picked.tolist())]
@@ -303,7 +303,7 @@ def _band_archs(config: TrackConfig, text: str, benchmark: Benchmark) -> tuple[l
         span = f"{finite.min():g}..{finite.max():g}" if finite.size else "no values"
         raise InvalidArchError(
             f"no architecture has {band.column} in [{band.low:g}, {band.high:g}] "
-            f"(the column spans {span}): widen --band"
+            f"(the column spans {span}): widen {option('band')}"
         )
     return [column.arch(key) for key in pool], (column if config.target is None else benchmark)
 
@@ -405,8 +405,8 @@ def _kernel_inputs(config: TrackConfig, train_set: ImageDataset) -> torch.Tensor
     batch = min(train_set.info.default_batch_size, len(train_set))
     if config.samples > batch:
         raise DataError(
-            f"--samples {config.samples} is more than the label-sorted batch of {batch} images: "
-            f"use --samples {batch} or fewer"
+            f"{option('samples')} {config.samples} is more than the label-sorted batch of {batch} images: "
+            f"use {option('samples')} {batch} or fewer"
         )
     inputs, _ = label_sorted_batch(train_set, config.samples, seed=config.data_seed, batch_size=batch)
     return inputs
@@ -514,7 +514,7 @@ def _load_checkpoint(path: Path, entry: TrackArch, wanted: Any) -> dict[str, Any
     ):
         raise DataError(
             f"checkpoint {path} was written for another architecture or other settings: "
-            "delete it to restart that architecture, or use another --out folder"
+            f"delete it to restart that architecture, or use another {option('out')} folder"
         )
     return state
 

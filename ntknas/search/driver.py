@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ntknas.data import DatasetInfo, ImageDataset, dataset_info
-from ntknas.errors import DataError, NtknasError, UnknownNameError
+from ntknas.errors import DataError, NtknasError, UnknownNameError, marked_text, option
 from ntknas.execution.executors import Executor, Task, make_executor
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import device_name, resolve_device
@@ -139,7 +139,7 @@ class SearchConfig(MeasureSettings):
             value = getattr(self, name)
             object.__setattr__(self, name, (value,) if isinstance(value, str) else tuple(value))
         if len(self.bn_modes) != 1:
-            raise UnknownNameError(f"--bn {','.join(self.bn_modes)}: a search measures its proxies in one BatchNorm mode, train or eval")
+            raise UnknownNameError(f"{option('bn_modes')} {','.join(self.bn_modes)}: a search measures its proxies in one BatchNorm mode, train or eval")
 
     @property
     def bn(self) -> str:
@@ -150,28 +150,28 @@ class SearchConfig(MeasureSettings):
         """The config with names normalized and every value checked (no file is read)."""
         named = [s.strip().lower() for s in self.strategies if s.strip()]
         if not named:
-            raise UnknownNameError(f"--strategy names no strategy: use one of {', '.join(available_strategies())}")
+            raise UnknownNameError(f"{option('strategies')} names no strategy: use one of {', '.join(available_strategies())}")
         repeated = next((name for i, name in enumerate(named) if name in named[:i]), None)
         if repeated is not None:
-            raise NtknasError(f"--strategy names {repeated!r} twice: name each strategy once")
+            raise NtknasError(f"{option('strategies')} names {repeated!r} twice: name each strategy once")
         strategies = tuple(named)
         second_stage = any(get_strategy(name).needs_second_proxy for name in strategies)
         proxies = tuple(dict.fromkeys(p.strip() for p in self.proxies if p.strip()))
         if not proxies:
-            raise UnknownNameError("--proxy names no proxy: give a metric (e.g. synflow) or bench:COLUMN")
+            raise UnknownNameError(f"{option('proxies')} names no proxy: give a metric (e.g. synflow) or bench:COLUMN")
         for proxy in proxies:
-            _check_proxy(proxy, "--proxy")
+            _check_proxy(proxy, "proxies")
         if second_stage:
-            _check_proxy(self.second_proxy, "--second-proxy")
+            _check_proxy(self.second_proxy, "second_proxy")
         metric_proxies = [p for p in proxies if not p.startswith(TABLE_PREFIX)]
         if second_stage and not self.second_proxy.startswith(TABLE_PREFIX):
             metric_proxies.append(self.second_proxy.strip())
         check_kernel_choice(self.kernel, metric_proxies)
         if self.candidates is None and self.time_budget is None:
-            raise NtknasError("no budget: give --candidates N and/or --time-budget SECONDS")
+            raise NtknasError(f"no budget: give {option('candidates')} N and/or {option('time_budget')} SECONDS")
         if self.candidates is None and any(p.startswith(TABLE_PREFIX) for p in proxies):
             raise NtknasError(
-                "bench: proxies cost nothing, so --time-budget alone never ends their search: give --candidates"
+                f"bench: proxies cost nothing, so {option('time_budget')} alone never ends their search: give {option('candidates')}"
             )
         return replace(self, strategies=strategies, proxies=proxies, second_proxy=self.second_proxy.strip())
 
@@ -201,14 +201,14 @@ _MEASURE_NAMES = frozenset(f.name for f in fields(MeasureSettings))
 _DEFAULT_STEM = next(f.default for f in fields(MeasureSettings) if f.name == "nb101_stem_channels")
 
 
-def _check_proxy(proxy: str, flag: str) -> None:
+def _check_proxy(proxy: str, name: str) -> None:
     if proxy.startswith(TABLE_PREFIX):
         if not proxy[len(TABLE_PREFIX):].strip():
-            raise UnknownNameError(f"{flag} {proxy!r} names no column: use bench:COLUMN, e.g. bench:cifar10_valid_valid_hp12")
+            raise UnknownNameError(f"{option(name)} {proxy!r} names no column: use bench:COLUMN, e.g. bench:cifar10_valid_valid_hp12")
         return
     metric = get_metric(proxy)
     if metric.higher_is_better is None:
-        raise UnknownNameError(f"{flag} {proxy}: this metric ranks nothing (it is a diagnostic): choose a metric with a direction")
+        raise UnknownNameError(f"{option(name)} {proxy}: this metric ranks nothing (it is a diagnostic): choose a metric with a direction")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -692,7 +692,7 @@ def _sources(config: SearchConfig, proposals: Proposals | None, reported: Report
     table_proxies = any(p.startswith(TABLE_PREFIX) for p in _all_proxies(config))
     if reported is None or (table_proxies and config.proxy_table is None):
         if not config.benchmark:
-            raise DataError("search needs --benchmark: the table whose --target column is reported for the choices")
+            raise DataError(f"search needs {option('benchmark')}: the table whose {option('target')} column is reported for the choices")
         benchmark = load_benchmark(config.benchmark, space.name, config.target)
     if reported is None:
         assert benchmark is not None
@@ -702,7 +702,7 @@ def _sources(config: SearchConfig, proposals: Proposals | None, reported: Report
         proposals = SpaceProposals(space) if space.size() is not None or benchmark is None else TableProposals(space, benchmark)
     total = proposals.size()
     if config.candidates is not None and total is not None and config.candidates > total:
-        raise NtknasError(f"--candidates {config.candidates} is more than the {total} architectures to search: lower it")
+        raise NtknasError(f"{option('candidates')} {config.candidates} is more than the {total} architectures to search: lower it")
     return _Sources(space, proposals, reported, benchmark)
 
 
@@ -818,13 +818,13 @@ def _table_proxy(label: str, proxy: str, config: SearchConfig, benchmark: Benchm
         if column not in benchmark.columns:
             raise UnknownNameError(
                 f"proxy column {column!r} is not in {benchmark.source}: use bench: with one of "
-                f"{', '.join(benchmark.columns)}, or name another table with --proxy-table"
+                f"{', '.join(benchmark.columns)}, or name another table with {option('proxy_table')}"
             )
         return TableProxy(label, benchmark.with_target(column), space)
     try:
         table = load_benchmark(config.proxy_table, space.name, column)
     except UnknownNameError as error:
-        raise UnknownNameError(f"--proxy {proxy}: {error}") from None
+        raise UnknownNameError(f"{option('proxies')} {proxy}: {marked_text(error)}") from None
     return TableProxy(label, table, space)
 
 
@@ -835,15 +835,15 @@ def _open_caches(paths: Sequence[str], run_dir: Path) -> list[ResultStore]:
         for path in paths:
             folder = Path(path)
             if not (folder / STORE_FILE).is_file():
-                raise DataError(f"--cache {folder} holds no {STORE_FILE}: pass the --out folder of a correlate or search run")
+                raise DataError(f"{option('cache')} {folder} holds no {STORE_FILE}: pass the {option('out')} folder of a correlate or search run")
             if folder.resolve() in seen:
                 continue
             seen.add(folder.resolve())
             try:
                 stores.append(ResultStore(folder, readonly=True))
             except DataError as error:  # a damaged cache: the fix is about --cache, not --out
-                reason = str(error).split(": its results", 1)[0].split(", or use another --out folder")[0]
-                raise DataError(f"--cache {folder}: {reason}: drop this --cache, or move the damaged file aside") from None
+                reason = marked_text(error).split(": its results", 1)[0].split(f", or use another {option('out')} folder")[0]
+                raise DataError(f"{option('cache')} {folder}: {reason}: drop this {option('cache')}, or move the damaged file aside") from None
     except NtknasError:
         for store in stores:
             store.close()

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ntknas.errors import UnknownNameError
+from ntknas.errors import UnknownNameError, option
 
 WEIGHT_INITS: tuple[str, ...] = ("study", "default", "xavier", "kaiming", "zero")
 BIAS_INITS: tuple[str, ...] = ("default", "zero")
@@ -55,11 +55,11 @@ class InitScheme:
     def __post_init__(self) -> None:
         if self.weights not in WEIGHT_INITS:
             raise UnknownNameError(
-                f"unknown --init {self.weights!r}: use one of {', '.join(WEIGHT_INITS)}"
+                f"unknown {option('init')} {self.weights!r}: use one of {', '.join(WEIGHT_INITS)}"
             )
         if self.biases not in BIAS_INITS:
             raise UnknownNameError(
-                f"unknown --bias-init {self.biases!r}: use one of {', '.join(BIAS_INITS)}"
+                f"unknown {option('bias_init')} {self.biases!r}: use one of {', '.join(BIAS_INITS)}"
             )
 
     def effective(self, space: str) -> InitScheme:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ntknas.errors import DataError, InvalidArchError, UnknownNameError
+from ntknas.errors import DataError, InvalidArchError, UnknownNameError, option
 from ntknas.spaces.base import SearchSpace, SpaceProtocol
 
 INPUT = "input"
@@ -538,11 +538,11 @@ class NB101Space(SearchSpace):
         stripped = str(text).strip()
         if _HASH_PATTERN.match(stripped.lower()):
             raise InvalidArchError(
-                f"NB101 hash {stripped!r} needs --benchmark with the NB101 table to look it up in"
+                f"NB101 hash {stripped!r} needs {option('benchmark')} with the NB101 table to look it up in"
             )
         if not stripped.startswith(("{", "[")):
             raise InvalidArchError(
-                f"{stripped[:80]!r} is not an NB101 cell: give a module hash (with --benchmark TABLE) or JSON "
+                f"{stripped[:80]!r} is not an NB101 cell: give a module hash (with {option('benchmark')} TABLE) or JSON "
                 '{"adjacency": [[...]], "ops": ["input", ..., "output"]}'
             )
         return _spec_from_text(stripped)

@@ -12,7 +12,7 @@ import errno
 import sqlite3
 from pathlib import Path
 
-from ntknas.errors import DataError, NtknasError, StorageError
+from ntknas.errors import DataError, NtknasError, StorageError, option
 
 KEPT = "stored results are kept, rerun the same command to resume"
 
@@ -33,7 +33,7 @@ def os_fault(error: OSError, path: str | Path | None = None, *, kept: bool = Tru
     if error.errno in _NOT_WRITABLE:
         return StorageError(
             f"{where}{cause}: the file or its folder is not writable; make it writable or use another "
-            f"--out folder{suffix}"
+            f"{option('out')} folder{suffix}"
         )
     if error.errno in _NOT_FOUND:
         return DataError(f"{where}{cause}: check the path")
@@ -48,7 +48,7 @@ def sqlite_fault(error: sqlite3.Error, path: Path, *, writing: bool) -> NtknasEr
     if code.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")) or "malformed" in lowered or "not a database" in lowered:
         return DataError(
             f"{path} is damaged ({text}): its results cannot be read; move it aside (sqlite3's .recover "
-            "may save what is intact) and rerun, or use another --out folder"
+            f"may save what is intact) and rerun, or use another {option('out')} folder"
         )
     if "no such table" in lowered or "no such column" in lowered:
         return DataError(

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ntknas.errors import RunFolderInUseError, StorageError
+from ntknas.errors import RunFolderInUseError, StorageError, option
 from ntknas.store.faults import os_fault
 
 try:
@@ -48,7 +48,7 @@ class RunLock:
             os.close(fd)
             raise RunFolderInUseError(
                 f"{self.run_dir} is in use by {holder}: one run per folder at a time; wait for it to "
-                "finish (or stop it), or use another --out folder"
+                f"finish (or stop it), or use another {option('out')} folder"
             ) from None
         except OSError as error:  # e.g. a network file system without locks
             os.close(fd)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ntknas.errors import DataError
+from ntknas.errors import DataError, option
 from ntknas.files import output_folder
 from ntknas.store.faults import os_fault, sqlite_fault
 from ntknas.store.lock import RunLock
@@ -298,7 +298,7 @@ class ResultStore:
             )
             raise DataError(
                 f"{self.run_dir} holds a {stored_kind} run with other settings ({detail or 'kind differs'}): "
-                "use another --out folder, or --force to add these results beside it"
+                f"use another {option('out')} folder, or {option('force')} to add these results beside it"
             )
         self.set_meta("kind", kind)
         self.set_meta("settings", wanted)

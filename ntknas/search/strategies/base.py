@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, option
 
 FIRST = "proxy"
 """Stage of an evaluation by the search's proxy."""
@@ -213,7 +213,7 @@ class ProposalOrder:
     def __init__(self, space: Proposals, rng: np.random.Generator) -> None:
         total = space.size()
         if total is None:
-            raise NtknasError("this space has no finite list of architectures to draw from: pass --benchmark")
+            raise NtknasError(f"this space has no finite list of architectures to draw from: pass {option('benchmark')}")
         self._space = space
         self._order = rng.permutation(total)
 

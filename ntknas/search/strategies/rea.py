@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, option
 from ntknas.search.strategies.base import (
     FIRST,
     MAX_STALE_PROPOSALS,
@@ -39,7 +39,7 @@ def regularized_evolution(
     at no cost, and does not count toward the candidate budget.
     """
     if settings.population < 1 or settings.tournament < 1:
-        raise NtknasError("--population and --tournament must be at least 1")
+        raise NtknasError(f"{option('population')} and {option('tournament')} must be at least 1")
     order = ProposalOrder(space, rng)
     wanted = min(settings.population, len(order))
     if ledger.budget.candidates is not None:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ntknas.errors import NtknasError
+from ntknas.errors import NtknasError, option
 from ntknas.search.strategies.base import (
     FIRST,
     SECOND,
@@ -27,7 +27,7 @@ def two_stage(space: Proposals, rng: np.random.Generator, ledger: Ledger, settin
     The budget bounds the first stage; the second stage's cost comes on top of it.
     """
     if settings.top_k < 1:
-        raise NtknasError(f"--top-k must be at least 1, got {settings.top_k}")
+        raise NtknasError(f"{option('top_k')} must be at least 1, got {settings.top_k}")
     yield from random_search(space, rng, ledger, settings)
     finalists = [step.arch for step in ledger.ranked(FIRST)[: settings.top_k]]
     if not finalists:
