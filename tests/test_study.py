@@ -274,6 +274,51 @@ def test_every_scale_is_a_documented_table_with_its_deviations():
     assert cpu.train_images is not None and "estimate" in cpu.estimate
 
 
+def test_the_scales_document_is_generated_from_the_scales():
+    from ntknas.study.scales import scales_document
+
+    assert (REPO / "docs" / "study_scales.md").read_text() == scales_document()
+
+
+def test_a_spent_time_budget_stops_before_any_part_and_still_writes_the_page(tmp_path):
+    outcome = run_study(StudyConfig(scale="smoke", out=str(tmp_path / "s"), time_budget=0))
+    assert outcome.stopped_by_budget and outcome.parts == []
+    page = (tmp_path / "s" / "results.md").read_text()
+    assert "not finished" in page and page.count("Not measured yet") == 4
+
+
+@pytest.mark.slow
+def test_a_cifar_scale_runs_every_part_from_the_benchmark_and_the_proxy_table(tmp_path, monkeypatch, shared_data):
+    """The cpu and study scales' path (benchmark table, data folder, oracle column from the proxy
+    table, the whole space searched) on miniature cells and a few fake CIFAR-10 images."""
+    from dataclasses import replace
+
+    from fixtures_data import write_cifar10
+
+    write_cifar10(tmp_path / "data", per_class=4)
+    tiny = replace(
+        SCALES["cpu"], name="tiny-cifar", init_archs=4, batch_size=4, trained_archs=3, train_images=40,
+        train_batch_size=20, track_bands=(("low", 0.1, 0.3), ("high", 0.95, 1.0)), track_epochs=1, search_runs=1,
+        search_candidates=4, search_population=2, search_tournament=2, search_top_k=2, probes=2,
+        network_options=(("channels", 4), ("cells_per_stage", 1)), threads=1,
+    )
+    monkeypatch.setitem(SCALES, "tiny-cifar", tiny)
+    out = tmp_path / "s"
+    status = main(["study", "--scale", "tiny-cifar", "--data-dir", str(tmp_path / "data"), "--no-progress",
+                   "--benchmark", str(shared_data / "nb201" / "nb201_accuracies.csv"),
+                   "--proxy-table", str(shared_data / "nb201" / "nb201_supplementary.csv"), "--out", str(out)])
+    assert status == 0
+    init = json.loads((out / "init" / "summary.json").read_text())
+    assert {r["n"] for r in init} == {4} and {r["target"] for r in init} == {"cifar10_valid_test"}
+    baselines = json.loads((out / "search" / "baselines" / "summary.json").read_text())
+    assert ("rea", "bench:cifar10_valid_valid_hp12") in {(r["strategy"], r["proxy"]) for r in baselines["searches"]}
+    assert baselines["spec"]["best_in_space"] == pytest.approx(91.523333)  # the whole space: its best cifar10_valid_test
+    record = json.loads((out / STUDY_FILE).read_text())
+    assert [b["band"] for b in record["track_bands"]] == ["low", "high"]
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
+
+
 def test_tracked_architectures_are_drawn_from_each_accuracy_band():
     pool = [(f"a{i}", i, float(i)) for i in range(100)]
     chosen = track_choices(SCALES["cpu"], pool)

@@ -40,7 +40,7 @@ from ntknas.files import atomic_write_text, output_folder
 from ntknas.inputs import validation as check
 from ntknas.metrics import DEFAULT_METRICS, get_metric
 from ntknas.settings import check_fields, setting
-from ntknas.study.scales import SCALES, StudyScale, get_scale, scale_record
+from ntknas.study.scales import StudyScale, get_scale, scale_record
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def zero_cost_metrics() -> tuple[str, ...]:
 class StudyConfig:
     """Settings of ``ntknas study``: the scale (what is run) and where the inputs and outputs are."""
 
-    scale: str = setting("smoke", flag="--scale", choices=tuple(SCALES),
+    scale: str = setting("smoke", flag="--scale", parse=check.nonempty_text, metavar="SCALE",
                          help="smoke (built-in digits, minutes) | cpu (CIFAR-10, ~3 h on 2 cores) | study (the "
                               "study's protocol: a GPU or a Ray cluster)")
     data_dir: str | None = setting(None, flag="--data-dir", parse=check.nonempty_text,
@@ -105,6 +105,7 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        get_scale(self.scale)  # an unknown scale is refused on construction, naming the scales
 
     @property
     def study_scale(self) -> StudyScale:
@@ -228,15 +229,14 @@ class _Inputs:
         assert train is not None and test is not None
         return train, test
 
-    def measure_train(self) -> ImageDataset | None:
-        """The training split the init batch is drawn from (None: the part loads it itself)."""
-        return self._digits()[0] if self.scale.dataset == "digits" else None
-
     def test(self) -> ImageDataset | None:
         return self._digits()[1] if self.scale.dataset == "digits" else None
 
     def training(self) -> ImageDataset | None:
-        """The training split of the stages that train: all of it, or the scale's seeded subset."""
+        """The training split of every part (None: the part loads all of it itself), or the
+        scale's seeded subset. Every part sees the same split — the init batch is drawn from it,
+        the stages that train train on it — so the values the parts store and share through their
+        caches were all measured one way."""
         if self.scale.dataset == "digits":
             return self._digits()[0]
         if self.scale.train_images is None:
@@ -352,10 +352,9 @@ def _correlate(
         archs=None if digits else f"0:{archs}", benchmark=inputs.benchmark_file, target=inputs.target,
         data_dir=config.data_dir,
     )
-    trains = any(e > 0 for e in epochs)
     outcome = run_correlate(
         settings, entries=_digits_entries(inputs)[:archs] if digits else None,
-        train_set=inputs.training() if trains else inputs.measure_train(), test_set=inputs.test(),
+        train_set=inputs.training(), test_set=inputs.test(),
         executor=executor, on_progress=on_progress, command_line=f"{command}  # part {name}",
     )
     return not outcome.stopped_by_budget

@@ -122,52 +122,68 @@ CPU = StudyScale(
     name="cpu",
     title="cpu: CIFAR-10 sized to finish in about 3 hours on 2 CPU cores",
     dataset="cifar10",
-    init_archs=150,
-    batch_size=64,
-    trained_archs=60,
+    init_archs=100,
+    batch_size=32,
+    trained_archs=25,
     train_epochs=(0, 1),
-    train_images=5000,
-    train_batch_size=256,
+    train_images=2500,
+    train_batch_size=128,
     track_archs_per_band=1,
     track_bands=TRACK_BANDS,
-    track_epochs=5,
-    search_runs=3,
-    search_candidates=50,
-    search_population=10,
-    search_tournament=3,
-    search_top_k=5,
-    probes=20,
+    track_epochs=3,
+    search_runs=2,
+    search_candidates=20,
+    search_population=5,
+    search_tournament=2,
+    search_top_k=3,
+    probes=8,
     deviations=(
-        "architectures: the first 150 NB201 cells at initialization (the study's: 1000), the first 60 after training",
-        "measurement batch 64 (the study's: 256)",
-        "training: 5,000 images per epoch (a fixed seeded subset of CIFAR-10's 50,000), batch 256 "
-        "(the study's: all 50,000 at batch 1024); epochs 0 and 1 (no 3)",
-        "tracking: 3 cells (one per accuracy band) for 5 epochs on the 5,000-image subset (the study's: 100 epochs)",
-        "search: 3 runs of 50 candidates (the study's: 10 runs of 100); two-stage keeps the top 5 (README example: 10)",
+        "architectures: the first 100 NB201 cells at initialization (the study's: 1000), the first 25 of them "
+        "after training (the study's: 1000)",
+        "measurement batch 32 (the study's: 256)",
+        "training split: a fixed seeded subset of 2,500 of CIFAR-10's 50,000 training images, used by every "
+        "part: the init batch is drawn from it and every training epoch is one pass over it, at batch 128 "
+        "(20 SGD steps; the study's: all 50,000 at batch 1024, 49 steps); the stored values keep the key "
+        "'cifar10', so do not pass these folders to --cache of runs on the full split",
+        "trained part: epochs 0 and 1 (no 3)",
+        "tracking: 3 cells (one per accuracy band) for 3 epochs of the 2,500-image subset (the study's: 100 epochs)",
+        "search: 2 runs of 20 candidates (the study's: 10 runs of 100), REA population 5 and tournament 2 "
+        "(NB201's: 10 and 3); two-stage keeps the top 3 (README example: 10)",
+        "LGA at initialization (matrix-free) with 8 probes (default 20)",
         "images: CIFAR-10 as written by make_cifar10.py went through one JPEG round trip",
     ),
     estimate=(
-        "estimated, not measured end to end: ≈ 2 h 50 min on 2 CPU cores (see ntknas/study/scales.py, "
-        "CPU_ESTIMATE)"
+        "estimated from measured per-item times, not run end to end here: about 2 h 40 min on 2 CPU cores "
+        "(single-thread CPU seconds, an upper bound for 2 cores; see docs/study_scales.md)"
     ),
 )
 
 CPU_ESTIMATE = """
-How the cpu scale's 3 hours were estimated (2 CPU cores, this project's machine, torch on CPU).
-Per-item times were measured on one NB201 cell of median size (index 1 is a large one, index 0 a
-small one; the mean over cells is taken as the midpoint), CIFAR-shaped inputs:
+How the cpu scale's time was estimated. Measured on this project's machine (2 CPU cores shared
+with other jobs, so per-item times are process CPU seconds with one torch thread: an upper bound
+for the wall time on 2 idle cores), full-size NB201 cells (16 channels, 5 cells per stage) on
+CIFAR-shaped inputs, cells 0, 1 and 2 (0, 3 and 2 conv3x3 edges; the first 100 cells average 1.2):
 
-* init, one cell at batch 64: the 5 NTK metrics and 8 zero-cost/size metrics in both BN modes
-  ≈ 20 s  →  150 cells ≈ 50 min
-* one training epoch on 5,000 images at batch 256 ≈ 11 min × 5,000/50,000 for the largest cell,
-  ≈ 35 s for a median cell  →  trained part, 60 cells × (1 epoch + 2 stages × 6 metrics × 2 BN
-  at batch 64 ≈ 15 s) ≈ 50 min
-* tracking: 3 cells × 5 epochs × (35 s + a 10×10 kernel of one image, ≈ 2 s) ≈ 10 min
-* search: synflow ≈ 1 s per new cell, ≈ 250 distinct cells over random and REA's 3 runs ≈ 5 min;
-  LGA matrix-free at initialization ≈ 8 s per new cell ≈ 35 min; two-stage: 3 runs × top 5
-  trained one epoch and LGA (most synflow values are cached) ≈ 10 min; oracle lookups free
-* total ≈ 2 h 40 min – 2 h 50 min; the slack under 3 hours is thin, so the cpu scale is the
-  largest protocol this estimate allows (more archs or a second training epoch would not fit).
+| item | measured | used per mean cell |
+|---|---|---|
+| 5 NTK metrics, one BN mode, batch 64 | 25.5 s (cell 0), 29.1 s (cell 1), 68.7 s (cell 2) | — |
+| 5 NTK metrics, one BN mode, batch 32 | 17.2 s (cell 2) | 17 s |
+| 7 zero-cost and size metrics, one BN mode, batch 32 / 64 | 3.0 s / 1.7–4.6 s | 3 s |
+| synflow alone | 0.1 s | 0.2 s |
+| LGA matrix-free, 8 probes, batch 32 | 26.9 s (cell 2); 20 probes at batch 64: 34–66 s | 20 s |
+| one epoch of 2,500 images at batch 128–256 | 56.6 s (cell 2); 5,000 images: 65 s (cell 0), 143 s (cell 2) | 50 s |
+
+Parts (mean cell):
+
+* init: 100 cells × 2 BN modes × (17 s + 3 s) ≈ 67 min
+* trained: 25 cells × (one epoch 50 s + 2 stages × 2 BN modes × 17 s) ≈ 49 min
+* track: 3 cells × 3 epochs × (50 s + one 10×10 kernel ≈ 3 s) ≈ 8 min
+* search: random and REA, 2 runs × 20 candidates, ≈ 80 distinct cells: synflow ≈ 0.3 min, LGA
+  matrix-free ≈ 80 × 20 s ≈ 27 min; two-stage: 2 runs × top 3 × (50 s + 17 s) ≈ 7 min (its
+  synflow values come from the baselines' folder); oracle lookups free
+* total ≈ 2 h 38 min, plus data loading and plots (a minute). A second training epoch (epoch 3) or
+  the study's batch of 256 does not fit: the NTK's cost grows with the batch, and an epoch of the
+  whole training split takes about 20 times the subset's.
 """
 
 STUDY = StudyScale(
@@ -237,7 +253,7 @@ SETTING_LABELS = {
 
 def _shown(name: str, value: Any) -> str:
     if value is None:
-        return "all" if name == "train_images" else "—"
+        return {"train_images": "all", "threads": "torch's default"}.get(name, "—")
     if name == "track_bands":
         return ", ".join(f"{band} {low:.0%}–{high:.0%}" for band, low, high in value)
     if name == "network_options":
@@ -269,6 +285,20 @@ def scale_markdown(scale: StudyScale) -> str:
     return "\n".join(lines)
 
 
+def scales_document() -> str:
+    """docs/study_scales.md: every scale's table (tests keep the committed file equal to this)."""
+    parts = [
+        "# `ntknas study` scales",
+        "",
+        "Generated by `python -c \"from ntknas.study.scales import scales_document; print(scales_document())\"` "
+        "from `ntknas/study/scales.py`; the results page of a study prints its own scale's table.",
+    ]
+    for scale in SCALES.values():
+        parts += ["", f"## {scale.name}", "", scale_markdown(scale)]
+    parts += ["", "## How the cpu scale's time was estimated", "", CPU_ESTIMATE.strip()]
+    return "\n".join(parts) + "\n"
+
+
 def scale_record(scale: StudyScale) -> dict[str, Any]:
     """What the results page needs of a scale (the report reads files, not this module)."""
     return {
@@ -278,4 +308,4 @@ def scale_record(scale: StudyScale) -> dict[str, Any]:
 
 
 __all__ = ["CPU", "CPU_ESTIMATE", "SCALES", "SMOKE", "STUDY", "StudyScale", "get_scale", "scale_markdown",
-           "scale_record", "scale_rows"]
+           "scale_record", "scale_rows", "scales_document"]
