@@ -592,7 +592,7 @@ def plot_search(path: Path, root: Path, files: StudyFiles) -> Path | None:
     ax.set_ylabel("best-so-far reported accuracy")
     ax.set_title("Search: what the proxy's incumbent reaches against what it cost (dots: mean final)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="best", framealpha=0.6)
     return _save(fig, path)
 
 

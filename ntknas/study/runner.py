@@ -512,7 +512,7 @@ def _run_study(
     ]
     for name, run_part in parts:
         done = record["parts"].get(name, {})
-        if done.get("status") == "done":
+        if done.get("status") == "done" and done.get("scale") == record["scale"]["rows"]:  # same settings
             outcome.parts.append(PartOutcome(name, name, float(done.get("seconds", 0.0)), skipped=True))
             continue
         left = None if config.time_budget is None else config.time_budget - (time.perf_counter() - started)
@@ -529,7 +529,7 @@ def _run_study(
         record["parts"][name] = {
             "status": "done" if finished else "stopped", "folder": name,
             "seconds": round(float(done.get("seconds", 0.0)) + seconds, 3),
-            "device": record["machine"].get("device", "?"),
+            "device": record["machine"].get("device", "?"), "scale": record["scale"]["rows"],
         }
         _write_record(out, record)
         outcome.parts.append(PartOutcome(name, name, seconds, stopped=not finished))
