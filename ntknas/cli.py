@@ -342,6 +342,45 @@ def _run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_study(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "study",
+        help="the paper's experiments and the LGA-guided search at a named scale, with one results page",
+        description=(
+            "Run experiment 1 (init/), experiment 2 (trained/), kernel tracking (track/) and the searches "
+            "(search/) at --scale smoke (built-in digits, no download), cpu (CIFAR-10, about 3 hours on 2 "
+            "cores) or study (the study's protocol), then write results.md and results.html. Resumable: "
+            "rerun the same command after a kill; finished parts are skipped."
+        ),
+    )
+    from ntknas.settings import add_options
+    from ntknas.study import StudyConfig
+
+    add_options(parser, StudyConfig, required=["scale"])
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar or log lines")
+    _add_executor_options(parser)
+    parser.set_defaults(handler=_run_study)
+
+
+def _run_study(args: argparse.Namespace) -> int:
+    from ntknas.settings import from_args
+    from ntknas.study import StudyConfig, run_study
+
+    config = from_args(StudyConfig, args)
+    config.check_inputs()  # a missing input is refused before any executor starts
+    if args.no_progress:
+        logging.getLogger("ntknas").setLevel(logging.WARNING)
+    progress = Progress("items", enabled=False if args.no_progress else None)
+    outcome = run_study(config, executor=_executor(args), on_progress=progress, command_line=args.command_line)
+    progress.close()
+    for part in outcome.parts:
+        state = "already done" if part.skipped else ("stopped by --time-budget" if part.stopped else "done")
+        print(f"  {part.name:<12} {state:<24} {part.seconds:8.1f} s")
+    print(f"study {'stopped' if outcome.stopped_by_budget else 'done'} in {outcome.seconds:.1f} s; "
+          f"results page: {outcome.run_dir / 'results.md'} and results.html")
+    return 3 if outcome.stopped_by_budget else 0  # 3: stopped by --time-budget, rerun to continue
+
+
 def _add_report(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "report",
@@ -381,6 +420,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_track(commands)
     _add_search(commands)
     _add_report(commands)
+    _add_study(commands)
     _add_plugin_option(commands)
     return parser
 
@@ -511,7 +551,7 @@ def command_flags(parser: argparse.ArgumentParser, command: str) -> dict[str, st
     return flags | PARAMETER_FLAGS["*"] | PARAMETER_FLAGS.get(command, {})
 
 
-STORING_COMMANDS = ("correlate", "track", "search", "demo")
+STORING_COMMANDS = ("correlate", "track", "search", "demo", "study")
 
 
 def _resume_hint(command: str) -> str:

@@ -1,0 +1,323 @@
+"""``ntknas study``: the smoke scale end to end, its results page, its verdicts' numbers, resuming
+after kill -9, and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ntknas.cli import main
+from ntknas.report.results_page import field_value, find_record
+from ntknas.study import SCALES, StudyConfig, run_study, scale_markdown
+from ntknas.study.runner import STUDY_FILE, track_choices
+from ntknas.study.scales import SMOKE
+
+REPO = Path(__file__).resolve().parents[1]
+NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> Path:
+    """One uninterrupted smoke study (the reference of the resume test too): about a minute on 2
+    CPU cores, so it is not marked slow; the kill -9 and CIFAR-path tests are."""
+    out = tmp_path_factory.mktemp("study") / "smoke"
+    started = time.perf_counter()
+    outcome = run_study(StudyConfig(scale="smoke", out=str(out)))
+    assert not outcome.stopped_by_budget
+    assert time.perf_counter() - started < 180 * 2, "the smoke scale must stay a few minutes long"
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# End to end
+# ----------------------------------------------------------------------------------------------
+
+
+def test_smoke_writes_every_part_and_one_page(smoke):
+    for part in ("groundtruth", "init", "trained", "track"):
+        assert (smoke / part).is_dir(), part
+    for name in ("init", "trained", "search/baselines", "search/lga-init", "search/two-stage"):
+        assert (smoke / name / "summary.json").is_file(), name
+    assert (smoke / "track" / "track.csv").is_file()
+    record = json.loads((smoke / STUDY_FILE).read_text())
+    assert record["finished"] is True
+    assert {p: v["status"] for p, v in record["parts"].items()} == dict.fromkeys(
+        ("groundtruth", "init", "trained", "track", "search"), "done")
+    page = (smoke / "results.md").read_text()
+    for claim in range(1, 5):
+        assert f"Claim {claim}:" in page
+    assert "ntknas study --scale smoke" in page
+    assert "torch" in page and "wall time" in page
+    assert "Deviations from the study's protocol" in page
+    for line in SMOKE.deviations:
+        assert line.split(":")[0] in page
+    html = (smoke / "results.html").read_text()
+    assert html.count("data:image/png;base64,") == 4  # self-contained: every figure embedded
+    assert "<img src=\"figures" not in html
+
+
+def test_init_measures_ntk_metrics_and_zero_cost_proxies_in_both_bn_modes(smoke):
+    records = json.loads((smoke / "init" / "summary.json").read_text())
+    pairs = {(r["metric"], r["bn"]) for r in records}
+    for metric in ("knas", "tenas", "fnorm", "trace", "lga", "synflow", "snip", "jacob_cov", "naswot", "grad_norm"):
+        for bn in ("train", "eval"):
+            assert (metric, bn) in pairs
+    trained = json.loads((smoke / "trained" / "summary.json").read_text())
+    assert {r["train_epochs"] for r in trained} == set(SMOKE.train_epochs)
+
+
+def test_every_number_of_a_verdict_is_the_cited_summary_value(smoke):
+    verdicts = json.loads((smoke / "verdicts.json").read_text())
+    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
+    page = (smoke / "results.md").read_text().replace("\\", "")
+    for verdict in verdicts:
+        text = verdict["text"]
+        assert "No verdict" not in text
+        assert "Verdict: " + text in page
+        printed = NUMBER.findall(text)
+        assert printed, text
+        assert printed == [n["text"] for n in verdict["numbers"]], text
+        for number, shown in zip(verdict["numbers"], printed):
+            # the number as printed is the cited value, rounded to the printed digits
+            assert math.isclose(float(shown), round(number["value"], number["digits"]), abs_tol=1e-9)
+            # and the cited value is what the part's summary holds for that record
+            path, _, key = number["file"].partition("#")
+            summary = json.loads((smoke / path).read_text())
+            records = summary if isinstance(summary, list) else (
+                summary["searches"] if "searches" in summary else
+                [summary[key]] if isinstance(summary[key], dict) else summary[key]
+            )
+            record = find_record(records, number["select"])
+            assert record is not None, number
+            assert field_value(record, number["field"]) == pytest.approx(number["value"]), number
+
+
+def test_search_table_has_two_stage_beside_oracle_synflow_and_random_at_equal_budgets(smoke):
+    rows = []
+    for name in ("baselines", "lga-init", "two-stage"):
+        summary = json.loads((smoke / "search" / name / "summary.json").read_text())
+        assert summary["spec"]["candidates"] == SMOKE.search_candidates
+        assert summary["spec"]["runs"] == SMOKE.search_runs
+        rows += summary["searches"]
+    by = {(r["strategy"], r["proxy"]) for r in rows}
+    assert ("two-stage", "synflow → lga@1ep (top 2)") in by
+    assert ("rea", "bench:digits_test_short") in by and ("random", "bench:digits_test_short") in by
+    assert ("rea", "synflow") in by and ("random", "synflow") in by
+    assert ("random", "lga") in by and ("rea", "lga") in by
+    for record in rows:
+        assert record["evaluations_mean"] == SMOKE.search_candidates  # the same candidate budget
+        assert record["cost_mean"] is not None
+        assert [f["seed"] for f in record["final"]] == list(range(SMOKE.search_runs))
+    two_stage = next(r for r in rows if r["strategy"] == "two-stage")
+    assert two_stage["epochs_mean"] > 0 and two_stage["train_seconds_mean"] > 0  # training is on the bill
+    page = (smoke / "results.md").read_text()
+    assert "two-stage | synflow → lga@1ep (top 2)" in page and "bench:digits\\_test\\_short" in page
+
+
+def test_report_on_a_study_folder_writes_the_same_page(smoke, capsys):
+    before = (smoke / "results.md").read_text()
+    assert main(["report", str(smoke)]) == 0
+    assert "results.html" in capsys.readouterr().out
+    assert (smoke / "results.md").read_text() == before
+
+
+def test_rerun_of_a_finished_study_skips_every_part(smoke):
+    started = time.perf_counter()
+    outcome = run_study(StudyConfig(scale="smoke", out=str(smoke)))
+    assert all(part.skipped for part in outcome.parts)
+    assert time.perf_counter() - started < 60
+
+
+# ----------------------------------------------------------------------------------------------
+# kill -9 mid-study, rerun: the same stores and summaries as an uninterrupted run
+# ----------------------------------------------------------------------------------------------
+
+
+def _items(folder: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
+            return int(db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _measurements(folder: Path) -> set[tuple]:
+    with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute(
+            "SELECT space, arch, dataset, bn_mode, train_epochs, seed, batch_size, protocol, metric, value, reason "
+            "FROM measurements").fetchall()
+    return set(rows)
+
+
+def _tracking(folder: Path) -> list[tuple]:
+    """Every tracked quantity but the wall times (not stored values of the experiment)."""
+    with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
+        return sorted(db.execute(
+            "SELECT arch, epoch, quantity, value FROM tracking WHERE quantity NOT IN ('train_seconds', 'kernel_seconds')"
+        ).fetchall())
+
+
+def _choices(summary: dict) -> list[tuple]:
+    return [(r["strategy"], r["proxy"], r["accuracy_mean"], tuple((f["arch"], f["accuracy"]) for f in r["final"]))
+            for r in summary["searches"]]
+
+
+@pytest.mark.slow
+def test_kill_9_mid_study_then_rerun_equals_an_uninterrupted_run(smoke, tmp_path):
+    out = tmp_path / "killed"
+    script = ("import sys; from ntknas.cli import main; "
+              f"sys.exit(main(['study', '--scale', 'smoke', '--out', {str(out)!r}, '--no-progress']))")
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while _items(out / "init") < 2:  # the first correlate part has items: mid-study
+            assert process.poll() is None, "the study ended before it could be killed"
+            assert time.monotonic() < deadline, "no init item stored within 5 minutes"
+            time.sleep(0.2)
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait()
+    record = json.loads((out / STUDY_FILE).read_text())
+    assert record["parts"].get("init", {}).get("status") != "done"
+    outcome = run_study(StudyConfig(scale="smoke", out=str(out)))
+    assert not outcome.stopped_by_budget
+    for part in ("init", "trained", "search/baselines", "search/lga-init", "search/two-stage"):
+        assert _measurements(out / part) == _measurements(smoke / part), part
+    assert _tracking(out / "track") == _tracking(smoke / "track")
+    for part in ("init", "trained"):
+        assert json.loads((out / part / "summary.json").read_text()) == json.loads((smoke / part / "summary.json").read_text())
+    for name in ("baselines", "lga-init", "two-stage"):
+        assert _choices(json.loads((out / "search" / name / "summary.json").read_text())) == \
+            _choices(json.loads((smoke / "search" / name / "summary.json").read_text()))
+    assert (out / "groundtruth" / "digits_benchmark.csv").read_text() == \
+        (smoke / "groundtruth" / "digits_benchmark.csv").read_text()
+    kept = json.loads((smoke / "verdicts.json").read_text())
+    again = json.loads((out / "verdicts.json").read_text())
+    def measured(verdicts: list) -> list:  # costs are wall seconds: they differ from run to run
+        return [[(n["file"], n["field"], n["value"]) for n in v["numbers"] if "cost" not in n["field"]]
+                for v in verdicts]
+
+    assert measured(again) == measured(kept)
+
+
+# ----------------------------------------------------------------------------------------------
+# Bad input and the scales
+# ----------------------------------------------------------------------------------------------
+
+
+def _cli(args, capsys) -> tuple[int, str]:
+    try:
+        status = main(args)
+    except SystemExit as stop:  # argparse's usage errors
+        status = int(stop.code or 0)
+    return status, capsys.readouterr().err
+
+
+def test_an_unknown_scale_is_one_line_naming_the_scales(tmp_path, capsys):
+    status, err = _cli(["study", "--scale", "huge", "--out", str(tmp_path / "s")], capsys)
+    assert status == 2
+    assert err.count("\n") == 1 and "smoke" in err and "cpu" in err and "study" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cpu_scale_without_inputs_is_one_line_naming_the_flags(tmp_path, capsys):
+    status, err = _cli(["study", "--scale", "cpu", "--out", str(tmp_path / "s")], capsys)
+    assert status == 2
+    assert err.count("\n") == 1 and "--data-dir" in err and "--benchmark" in err and "--scale smoke" in err
+    status, err = _cli(["study", "--scale", "cpu", "--data-dir", str(tmp_path), "--out", str(tmp_path / "s")], capsys)
+    assert status == 2 and err.count("\n") == 1 and "--benchmark" in err and "--data-dir and" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_cpu_scale_without_the_proxy_table_says_where_to_get_it(tmp_path, capsys, nb201_csv):
+    status, err = _cli(["study", "--scale", "cpu", "--data-dir", str(tmp_path), "--benchmark", str(nb201_csv),
+                        "--out", str(tmp_path / "s")], capsys)
+    assert status == 2
+    assert err.count("\n") == 1 and "--proxy-table" in err and "cifar10_valid_valid_hp12" in err and "README" in err
+
+
+def test_a_study_folder_refuses_another_scale(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / STUDY_FILE).write_text(json.dumps({"identity": {"scale": "cpu", "target": None}, "parts": {}}))
+    status, err = _cli(["study", "--scale", "smoke", "--out", str(out)], capsys)
+    assert status == 2 and err.count("\n") == 1 and "another --out" in err
+
+
+def test_every_scale_is_a_documented_table_with_its_deviations():
+    for scale in SCALES.values():
+        text = scale_markdown(scale)
+        assert "| setting | value |" in text and "Deviations from the study's protocol" in text
+        assert scale.deviations, scale.name
+    study = SCALES["study"]
+    assert (study.init_archs, study.batch_size, study.train_batch_size, study.track_epochs) == (1000, 256, 1024, 100)
+    assert (study.search_runs, study.search_candidates, 1) in [(10, 100, 1 in study.train_epochs)]
+    assert "NAS-Bench-101" in " ".join(study.deviations)
+    cpu = SCALES["cpu"]
+    assert cpu.train_images is not None and "estimate" in cpu.estimate
+
+
+def test_the_scales_document_is_generated_from_the_scales():
+    from ntknas.study.scales import scales_document
+
+    assert (REPO / "docs" / "study_scales.md").read_text() == scales_document()
+
+
+def test_a_spent_time_budget_stops_before_any_part_and_still_writes_the_page(tmp_path):
+    outcome = run_study(StudyConfig(scale="smoke", out=str(tmp_path / "s"), time_budget=0))
+    assert outcome.stopped_by_budget and outcome.parts == []
+    page = (tmp_path / "s" / "results.md").read_text()
+    assert "not finished" in page and page.count("Not measured yet") == 4
+
+
+@pytest.mark.slow
+def test_a_cifar_scale_runs_every_part_from_the_benchmark_and_the_proxy_table(tmp_path, monkeypatch, shared_data):
+    """The cpu and study scales' path (benchmark table, data folder, oracle column from the proxy
+    table, the whole space searched) on miniature cells and a few fake CIFAR-10 images."""
+    from dataclasses import replace
+
+    from fixtures_data import write_cifar10
+
+    write_cifar10(tmp_path / "data", per_class=4)
+    tiny = replace(
+        SCALES["cpu"], name="tiny-cifar", init_archs=4, batch_size=4, trained_archs=3, train_images=40,
+        train_batch_size=20, track_bands=(("low", 0.1, 0.3), ("high", 0.95, 1.0)), track_epochs=1, search_runs=1,
+        search_candidates=4, search_population=2, search_tournament=2, search_top_k=2, probes=2,
+        network_options=(("channels", 4), ("cells_per_stage", 1)), threads=1,
+    )
+    monkeypatch.setitem(SCALES, "tiny-cifar", tiny)
+    out = tmp_path / "s"
+    status = main(["study", "--scale", "tiny-cifar", "--data-dir", str(tmp_path / "data"), "--no-progress",
+                   "--benchmark", str(shared_data / "nb201" / "nb201_accuracies.csv"),
+                   "--proxy-table", str(shared_data / "nb201" / "nb201_supplementary.csv"), "--out", str(out)])
+    assert status == 0
+    init = json.loads((out / "init" / "summary.json").read_text())
+    assert {r["n"] for r in init} == {4} and {r["target"] for r in init} == {"cifar10_valid_test"}
+    baselines = json.loads((out / "search" / "baselines" / "summary.json").read_text())
+    assert ("rea", "bench:cifar10_valid_valid_hp12") in {(r["strategy"], r["proxy"]) for r in baselines["searches"]}
+    assert baselines["spec"]["best_in_space"] == pytest.approx(91.523333)  # the whole space: its best cifar10_valid_test
+    record = json.loads((out / STUDY_FILE).read_text())
+    assert [b["band"] for b in record["track_bands"]] == ["low", "high"]
+    verdicts = json.loads((out / "verdicts.json").read_text())
+    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
+
+
+def test_tracked_architectures_are_drawn_from_each_accuracy_band():
+    pool = [(f"a{i}", i, float(i)) for i in range(100)]
+    chosen = track_choices(SCALES["cpu"], pool)
+    assert [band for *_, band in chosen] == ["low", "mid", "high"]
+    low, mid, high = (accuracy for _, _, accuracy, _ in chosen)
+    assert 10 <= low < 30 and 40 <= mid < 60 and high >= 95
+    assert track_choices(SCALES["cpu"], pool) == chosen  # seeded
