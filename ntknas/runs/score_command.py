@@ -164,6 +164,19 @@ def _score_batch(
     return inputs, targets, num_classes, description
 
 
+def _check_inputs(
+    seed: int, batch_size: int | None, arch: str | None, batch_file: str | None, dataset: str | None
+) -> None:
+    """Refuse the values no score can take, before any work."""
+    flagged("seed", check_seed, seed)
+    optional("batch_size", positive_int, batch_size)
+    optional("arch", nonempty_text, arch)
+    optional("batch_file", nonempty_text, batch_file)
+    optional("dataset", nonempty_text, dataset)
+    if batch_file and not dataset:
+        load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
+
+
 def score_architecture(
     *,
     space: str = "nb201",
@@ -194,16 +207,11 @@ def score_architecture(
     (the exact kernel with train-mode BatchNorm takes one backward pass per image: minutes at
     batch 256 on a CPU)."""
     stage = on_stage or (lambda text: None)
-    flagged("seed", check_seed, seed)
-    optional("batch_size", positive_int, batch_size)
-    optional("arch", nonempty_text, arch)
-    optional("batch_file", nonempty_text, batch_file)
-    optional("dataset", nonempty_text, dataset)
-    if batch_file and not dataset:
-        load_batch_file(batch_file, None, batch_size)  # refuses: the file needs a dataset
+    _check_inputs(seed, batch_size, arch, batch_file, dataset)
     kernel_settings = KernelSettings(kernel=kernel, strategy=strategy, chunk_size=chunk_size, probes=probes,
                                      estimator=estimator, estimator_seed=estimator_seed)
-    check_kernel_choice(kernel, parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))
+    names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
+    check_kernel_choice(kernel, names)
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
     stage("reading the batch")
@@ -217,8 +225,7 @@ def score_architecture(
     net = build(build_arg).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
     kind = "matrix-free estimates" if kernel == "matrix-free" else "the exact kernel"
-    stage(f"computing {', '.join(parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics)))} "
-          f"on {len(targets)} images ({kind}, BatchNorm {bn_mode})")
+    stage(f"computing {', '.join(names)} on {len(targets)} images ({kind}, BatchNorm {bn_mode})")
     started = time.perf_counter()
     run = score_run(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
