@@ -23,7 +23,7 @@ demo: $(STAMP)
 	$(BIN)/ntknas demo --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check ntknas
+	$(BIN)/ruff check tests ntknas
 	$(BIN)/mypy ntknas
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

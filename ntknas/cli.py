@@ -390,8 +390,10 @@ def _add_report(commands: argparse._SubParsersAction) -> None:
             "times) and report.md (the same, with relative image links) for one or more run folders."
         ),
     )
-    parser.add_argument("run_dirs", type=T.text, nargs="+", metavar="RUN_DIR", help="folders written by ntknas correlate, track or search")
-    parser.add_argument("--out", type=T.text, help="folder for report.html and report.md (default: the first RUN_DIR)")
+    parser.add_argument("run_dirs", type=T.text, nargs="+", metavar="RUN_DIR",
+                        help="folders written by ntknas correlate, track or search, or one study folder (its results page)")
+    parser.add_argument("--out", type=T.text, help="folder for report.html and report.md, or for a study's results.md, "
+                        "results.html, verdicts.json and figures/ (default: the first RUN_DIR)")
     parser.set_defaults(handler=_run_report)
 
 

@@ -64,7 +64,10 @@ def test_same_batch_for_every_architecture_and_seeded_build(cifar_dir, nb201_csv
     """Rerunning one architecture in a fresh folder reproduces its stored values exactly."""
     run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "a", archs="0:3"))
     run_correlate(_config(cifar_dir, nb201_csv, tmp_path / "b", archs="2"))
-    read = lambda p: {(r["arch"], r["bn"]): r for r in csv.DictReader((p / "scores.csv").open())}
+    def read(folder):
+        with (folder / "scores.csv").open(newline="") as handle:
+            return {(r["arch"], r["bn"]): r for r in csv.DictReader(handle)}
+
     a, b = read(tmp_path / "a"), read(tmp_path / "b")
     for key, row in b.items():
         assert a[key]["knas"] == row["knas"] and a[key]["lga"] == row["lga"]
@@ -326,7 +329,7 @@ def test_summary_names_every_device_of_a_resumed_run(cifar_dir, nb201_csv, tmp_p
     with sqlite3.connect(out / "results.sqlite") as db:  # as if one item had been measured elsewhere
         db.execute("UPDATE items SET device = 'NVIDIA H200' WHERE arch_index = 1")
     run_correlate(_config(cifar_dir, nb201_csv, out, archs="0:3", summary_only=True))
-    device_line = next(l for l in (out / "summary.md").read_text().splitlines() if l.startswith("- device:"))
+    device_line = next(line for line in (out / "summary.md").read_text().splitlines() if line.startswith("- device:"))
     assert "(2 items), NVIDIA H200 (1 item)" in device_line
 
 

@@ -131,6 +131,23 @@ def test_report_on_a_study_folder_writes_the_same_page(smoke, capsys):
     assert (smoke / "results.md").read_text() == before
 
 
+def test_report_of_a_study_folder_into_another_folder_publishes_the_page_with_its_figures(smoke, tmp_path, capsys):
+    before = {p.name: p.stat().st_mtime_ns for p in smoke.iterdir()}
+    published = tmp_path / "docs" / "results"
+    assert main(["report", str(smoke), "--out", str(published)]) == 0
+    assert str(published / "results.html") in capsys.readouterr().out
+    assert (published / "results.md").read_text() == (smoke / "results.md").read_text()
+    assert (published / "verdicts.json").read_text() == (smoke / "verdicts.json").read_text()
+    linked = re.findall(r"\]\((figures/[^)]+\.png)\)", (published / "results.md").read_text())
+    assert linked and all((published / name).is_file() for name in linked)
+    assert {p.name: p.stat().st_mtime_ns for p in smoke.iterdir()} == before  # the study folder is untouched
+
+
+def test_a_study_folder_is_reported_alone(smoke, capsys):
+    assert main(["report", str(smoke), str(smoke / "init")]) == 2
+    assert "report it alone" in capsys.readouterr().err
+
+
 def test_rerun_of_a_finished_study_skips_every_part(smoke):
     started = time.perf_counter()
     outcome = run_study(StudyConfig(scale="smoke", out=str(smoke)))
@@ -266,7 +283,7 @@ def test_every_scale_is_a_documented_table_with_its_deviations():
     assert (study.search_runs, study.search_candidates, 1) in [(10, 100, 1 in study.train_epochs)]
     assert "NAS-Bench-101" in " ".join(study.deviations)
     cpu = SCALES["cpu"]
-    assert cpu.train_images is not None and "estimate" in cpu.estimate
+    assert cpu.train_images is not None and "measured" in cpu.estimate
 
 
 def test_the_scales_document_is_generated_from_the_scales():
@@ -293,7 +310,8 @@ def test_a_cifar_scale_runs_every_part_from_the_benchmark_and_the_proxy_table(tm
     write_cifar10(tmp_path / "data", per_class=4)
     tiny = replace(
         SCALES["cpu"], name="tiny-cifar", init_archs=4, batch_size=4, trained_archs=3, train_images=40,
-        train_batch_size=20, track_bands=(("low", 0.1, 0.3), ("high", 0.95, 1.0)), track_epochs=1, search_runs=1,
+        train_batch_size=20, track_archs_per_band=1, track_bands=(("low", 0.1, 0.3), ("high", 0.95, 1.0)),
+        track_epochs=1, search_runs=1,
         search_candidates=4, search_population=2, search_tournament=2, search_top_k=2, probes=2,
         network_options=(("channels", 4), ("cells_per_stage", 1)), threads=1,
     )
@@ -317,7 +335,9 @@ def test_a_cifar_scale_runs_every_part_from_the_benchmark_and_the_proxy_table(tm
 def test_tracked_architectures_are_drawn_from_each_accuracy_band():
     pool = [(f"a{i}", i, float(i)) for i in range(100)]
     chosen = track_choices(SCALES["cpu"], pool)
-    assert [band for *_, band in chosen] == ["low", "mid", "high"]
-    low, mid, high = (accuracy for _, _, accuracy, _ in chosen)
-    assert 10 <= low < 30 and 40 <= mid < 60 and high >= 95
+    per_band = SCALES["cpu"].track_archs_per_band
+    assert per_band > 1 and [band for *_, band in chosen] == ["low"] * per_band + ["mid"] * per_band + ["high"] * per_band
+    assert len({key for key, *_ in chosen}) == len(chosen)  # no cell twice
+    for _, _, accuracy, band in chosen:
+        assert {"low": 10 <= accuracy < 30, "mid": 40 <= accuracy < 60, "high": accuracy >= 95}[band]
     assert track_choices(SCALES["cpu"], pool) == chosen  # seeded

@@ -406,12 +406,15 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     """
     if not run_dirs:
         raise DataError("no run folder given: pass one or more folders written by ntknas correlate, track or search")
-    if len(run_dirs) == 1 and out is None:
-        from ntknas.report.results_page import is_study_folder, write_results_page
+    from ntknas.report.results_page import is_study_folder, write_results_page
 
-        if is_study_folder(run_dirs[0]):  # a study folder's report is its results page
-            markdown, page = write_results_page(run_dirs[0])[:2]
-            return ReportFiles(page, markdown, [Path(run_dirs[0])])
+    studies = [d for d in run_dirs if is_study_folder(d)]
+    if studies:  # a study folder's report is its results page, in the folder or in --out
+        if len(run_dirs) > 1:
+            raise DataError(f"{studies[0]} is a study folder: report it alone (ntknas report {studies[0]} [--out DIR]); "
+                            "its part folders can be reported together with other run folders")
+        markdown, page = write_results_page(run_dirs[0], out)[:2]
+        return ReportFiles(page, markdown, [Path(run_dirs[0])])
     stores = []
     try:
         for run_dir in run_dirs:

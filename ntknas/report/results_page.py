@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from ntknas.analysis.statistics import rank_correlation
 from ntknas.errors import DataError
-from ntknas.files import atomic_binary, atomic_write_text
+from ntknas.files import atomic_binary, atomic_write_text, output_folder
 from ntknas.report.document import (
     Block,
     Facts,
@@ -36,6 +36,7 @@ from ntknas.report.document import (
     render_html,
     render_markdown,
 )
+from ntknas.store.faults import os_fault
 
 STUDY_FILE = "study.json"
 RESULTS_MD = "results.md"
@@ -221,10 +222,19 @@ def plot_tau_bars(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     return _save(fig, path)
 
 
+def _own_ci(record: dict[str, Any]) -> list[float | None]:
+    """τ's confidence interval in the metric's own ranking direction (negated for lower-is-better
+    metrics), so intervals of metrics ranking in opposite directions compare."""
+    low, high = record.get("kendall_ci") or [None, None]
+    if record.get("higher_is_better") is not False or low is None or high is None:
+        return [low, high]
+    return [-high, -low]
+
+
 def _named(record: dict[str, Any]) -> str:
     """A metric as a verdict names it: with its BN mode, and its direction when it ranks by lower
     values (a negative τ is then the good sign)."""
-    lower = ", ranks by lower values" if record.get("higher_is_better") is False else ""
+    lower = ", ranks by lower values, so a negative τ is its good sign" if record.get("higher_is_better") is False else ""
     return f"{record['metric']} ({record['bn']} BN{lower})"
 
 
@@ -248,9 +258,10 @@ def claim1_verdict(records: Sequence[dict[str, Any]]) -> Verdict:
             _cite(records, file, select, "kendall_ci.1", 2, True), "]",
         ]
 
-    overlap = _overlap(best_ntk["kendall_ci"], best_zc["kendall_ci"])
+    overlap = _overlap(_own_ci(best_ntk), _own_ci(best_zc))
     verdict.add(
-        f"At initialization the best NTK metric, {_named(best_ntk)}, has Kendall τ ",
+        f"At initialization (τ signed, metrics compared in their own ranking direction) the best NTK metric, "
+        f"{_named(best_ntk)}, has Kendall τ ",
         *tau(best_ntk), f" and the weakest, {_named(worst_ntk)}, ", *tau(worst_ntk),
         ", against ", *tau(best_zc), f" for the best zero-cost proxy, {_named(best_zc)}, "
         "over ", _cite(records, file, {"metric": best_zc["metric"], "bn": best_zc["bn"],
@@ -452,7 +463,9 @@ def track_summary(root: Path, bands: Sequence[dict[str, Any]]) -> dict[str, Any]
         "all": {"metric": "final rel_diff", "n": result.n, "kendall": plain(result.kendall),
                 "kendall_ci": [plain(v) for v in result.kendall_ci]},
     }
-    atomic_write_text(root / "track" / TRACK_SUMMARY, json.dumps(summary, indent=2) + "\n")
+    text, path = json.dumps(summary, indent=2) + "\n", root / "track" / TRACK_SUMMARY
+    if not path.is_file() or path.read_text() != text:  # a report of a finished study leaves its folder as it was
+        atomic_write_text(path, text)
     return summary
 
 
@@ -503,8 +516,15 @@ def claim3_verdict(summary: dict[str, Any]) -> Verdict:
                     _cite([whole], file + "#all", {"metric": "final rel_diff"}, "n", 0), " architectures")
     ordered = [c.value for _, c in present]
     high_moves_most = len(present) > 1 and present[-1][0] == "high" and ordered[-1] == max(ordered)
-    verdict.add(", so the best band moves farthest from its initial kernel, as the paper says." if high_moves_most
-                else ", so this scale does not show the best band moving farthest from its initial kernel.")
+    low_ci = (whole.get("kendall_ci") or [None])[0]
+    evidence = tau is not None and low_ci is not None and low_ci > 0
+    if high_moves_most and evidence:
+        verdict.add(", so the best band moves farthest from its initial kernel, as the paper says.")
+    elif high_moves_most:
+        verdict.add(", so the best band moves farthest here, as the paper says, but the τ interval includes zero: "
+                    "with this few tracked architectures it describes these cells and is no evidence for the claim.")
+    else:
+        verdict.add(", so this scale does not show the best band moving farthest from its initial kernel.")
     return verdict
 
 
@@ -742,16 +762,37 @@ def _scale_blocks(files: StudyFiles) -> list[Block]:
         blocks.append(Table(("setting", "value"), tuple(tuple(r) for r in scale["rows"]), caption=scale.get("title")))
     blocks.append(Paragraph("Deviations from the study's protocol (SPEC §3):"))
     blocks.append(Facts(tuple((str(n), line, False) for n, line in enumerate(scale.get("deviations") or ["none"], 1))))
+    parts = files.study.get("parts") or {}
+    if files.study.get("finished") and parts:
+        total = sum(float(p.get("seconds", 0.0)) for p in parts.values())
+        device = (files.study.get("machine") or {}).get("device", "the machine above")
+        blocks.append(Paragraph(f"Time: measured on this run, {_duration(total)} in all on {device} (the wall "
+                                "time per part is at the top of this page)."))
     if scale.get("estimate"):
-        blocks.append(Paragraph("Time: " + scale["estimate"]))
+        blocks.append(Paragraph("The scale's documented time: " + scale["estimate"]))
     return blocks
 
 
-def write_results_page(study_dir: str | Path) -> list[Path]:
-    """Write results.md, results.html, verdicts.json (and the figures) into a study folder."""
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{seconds:.0f} s" if seconds < 120 else f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 \
+        else f"{minutes} min"
+
+
+def write_results_page(study_dir: str | Path, out: str | Path | None = None) -> list[Path]:
+    """Write results.md, results.html, verdicts.json and the figures of a study folder.
+
+    ``out`` defaults to the study folder itself; another folder (e.g. ``docs/results/...``) gets the
+    same page with its figures beside it, so the page can be published without the stores.
+    """
     root = Path(study_dir)
     files = StudyFiles.read(root)
-    figures = root / FIGURES
+    target = root if out is None else Path(out)
+    try:
+        output_folder(target)
+    except OSError as error:
+        raise os_fault(error, target, kept=False) from None
+    figures = target / FIGURES
     blocks = _header(files)
     verdicts: list[Verdict] = []
     for section in (_claim1, _claim2, _claim3, _claim4):
@@ -761,11 +802,11 @@ def write_results_page(study_dir: str | Path) -> list[Path]:
             verdicts.append(verdict)
     blocks += _scale_blocks(files)
     title = "ntknas study — results"
-    md_path, html_path, verdict_path = root / RESULTS_MD, root / RESULTS_HTML, root / VERDICTS_JSON
+    md_path, html_path, verdict_path = target / RESULTS_MD, target / RESULTS_HTML, target / VERDICTS_JSON
     atomic_write_text(verdict_path, json.dumps(
         [{"claim": v.claim, "text": v.text, "numbers": [c.record() for c in v.cited]} for v in verdicts], indent=1,
     ) + "\n")
-    atomic_write_text(md_path, render_markdown(title, blocks, root.resolve()))
+    atomic_write_text(md_path, render_markdown(title, blocks, target.resolve()))
     atomic_write_text(html_path, render_html(title, blocks))
     return [md_path, html_path, verdict_path]
 

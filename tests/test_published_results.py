@@ -1,0 +1,46 @@
+"""The results page committed under docs/results/: a finished study, every figure it links present,
+a few MB at most, and every number of its verdicts the value cited in its verdicts.json (the
+page's summary.json files stay with the run; tests/test_study.py checks those citations on a
+study run in the suite)."""
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = sorted((REPO / "docs" / "results").glob("*/results.md"))
+NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def test_a_results_page_is_published_and_the_readme_links_it():
+    assert PUBLISHED, "no results page under docs/results/"
+    readme_top = "\n".join((REPO / "README.md").read_text().splitlines()[:25])
+    assert any(str(page.relative_to(REPO)) in readme_top for page in PUBLISHED)
+
+
+@pytest.mark.parametrize("page", PUBLISHED, ids=lambda p: p.parent.name)
+def test_the_published_page_is_a_finished_study_with_its_figures(page):
+    text = page.read_text()
+    assert "**status:** finished" in text
+    assert "JPEG round trip" in text
+    figures = re.findall(r"\]\((figures/[^)]+\.png)\)", text)
+    assert len(figures) == 4 and all((page.parent / f).is_file() for f in figures)
+    size = sum(f.stat().st_size for f in page.parent.rglob("*") if f.is_file())
+    assert size < 5 * 2**20
+
+
+@pytest.mark.parametrize("page", PUBLISHED, ids=lambda p: p.parent.name)
+def test_every_number_of_a_published_verdict_is_its_cited_value(page):
+    verdicts = json.loads((page.parent / "verdicts.json").read_text())
+    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
+    shown = page.read_text().replace("\\", "")
+    for verdict in verdicts:
+        assert "No verdict" not in verdict["text"]
+        assert "Verdict: " + verdict["text"] in shown
+        printed = NUMBER.findall(verdict["text"])
+        assert printed == [n["text"] for n in verdict["numbers"]], verdict["text"]
+        for number, text in zip(verdict["numbers"], printed):
+            assert math.isclose(float(text), round(number["value"], number["digits"]), abs_tol=1e-9)
