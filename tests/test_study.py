@@ -4,7 +4,6 @@ after kill -9, and bad input."""
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 import signal
@@ -15,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from verdict_checks import check_verdicts_as_cited
 
 from ntknas.cli import main
 from ntknas.report.results_page import field_value, find_record
@@ -23,7 +23,6 @@ from ntknas.study.runner import STUDY_FILE, track_choices
 from ntknas.study.scales import SMOKE
 
 REPO = Path(__file__).resolve().parents[1]
-NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +77,10 @@ def test_init_measures_ntk_metrics_and_zero_cost_proxies_in_both_bn_modes(smoke)
 
 def test_every_number_of_a_verdict_is_the_cited_summary_value(smoke):
     verdicts = json.loads((smoke / "verdicts.json").read_text())
-    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
-    page = (smoke / "results.md").read_text().replace("\\", "")
+    check_verdicts_as_cited(verdicts, (smoke / "results.md").read_text())
     for verdict in verdicts:
-        text = verdict["text"]
-        assert "No verdict" not in text
-        assert "Verdict: " + text in page
-        printed = NUMBER.findall(text)
-        assert printed, text
-        assert printed == [n["text"] for n in verdict["numbers"]], text
-        for number, shown in zip(verdict["numbers"], printed):
-            # the number as printed is the cited value, rounded to the printed digits
-            assert math.isclose(float(shown), round(number["value"], number["digits"]), abs_tol=1e-9)
-            # and the cited value is what the part's summary holds for that record
+        for number in verdict["numbers"]:
+            # the cited value is what the part's summary holds for that record
             path, _, key = number["file"].partition("#")
             summary = json.loads((smoke / path).read_text())
             records = summary if isinstance(summary, list) else (

@@ -399,6 +399,15 @@ def _search_comparison(run_dirs: Sequence[Path]) -> list[Block]:
     ]
 
 
+def report_folder(path: Path) -> Path:
+    """Create a report's output folder; a failure is a machine fault like any other command's
+    (exit 4), not the input's."""
+    try:
+        return output_folder(path)
+    except OSError as error:
+        raise os_fault(error, path, kept=False) from None
+
+
 def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> ReportFiles:
     """Write ``report.html`` and ``report.md`` for any mix of correlate, track and search run folders.
 
@@ -419,11 +428,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     try:
         for run_dir in run_dirs:
             stores.append(open_run(run_dir))
-        out_dir = Path(out) if out is not None else Path(run_dirs[0])
-        try:
-            output_folder(out_dir)
-        except OSError as error:  # a machine fault like any other command's (exit 4), not the input's
-            raise os_fault(error, out_dir, kept=False) from None
+        out_dir = report_folder(Path(out) if out is not None else Path(run_dirs[0]))
         title = "ntknas report"
         blocks: list[Block] = [
             Paragraph(

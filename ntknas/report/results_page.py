@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from ntknas.analysis.statistics import rank_correlation
 from ntknas.errors import DataError
-from ntknas.files import atomic_binary, atomic_write_text, output_folder
+from ntknas.files import atomic_binary, atomic_write_text
 from ntknas.report.document import (
     Block,
     Facts,
@@ -35,8 +35,8 @@ from ntknas.report.document import (
     Table,
     render_html,
     render_markdown,
+    report_folder,
 )
-from ntknas.store.faults import os_fault
 
 STUDY_FILE = "study.json"
 RESULTS_MD = "results.md"
@@ -729,7 +729,7 @@ def _header(files: StudyFiles) -> list[Block]:
     machine = study.get("machine") or {}
     parts = study.get("parts") or {}
     scale = study.get("scale") or {}
-    total = sum(float(p.get("seconds", 0.0)) for p in parts.values())
+    total = _total_seconds(parts)
     facts = [
         ("command", str(study.get("command", "not recorded")), True),
         ("machine", ", ".join(f"{k} {v}" for k, v in sorted(machine.items())) or "not recorded", False),
@@ -748,6 +748,11 @@ def _header(files: StudyFiles) -> list[Block]:
     return blocks
 
 
+def _total_seconds(parts: dict[str, dict[str, Any]]) -> float:
+    """The study's wall time: its parts' seconds, each summed over the invocations that ran it."""
+    return sum(float(p.get("seconds", 0.0)) for p in parts.values())
+
+
 PART_ORDER = ("groundtruth", "init", "trained", "track", "search")
 
 
@@ -764,7 +769,7 @@ def _scale_blocks(files: StudyFiles) -> list[Block]:
     blocks.append(Facts(tuple((str(n), line, False) for n, line in enumerate(scale.get("deviations") or ["none"], 1))))
     parts = files.study.get("parts") or {}
     if files.study.get("finished") and parts:
-        total = sum(float(p.get("seconds", 0.0)) for p in parts.values())
+        total = _total_seconds(parts)
         device = (files.study.get("machine") or {}).get("device", "the machine above")
         blocks.append(Paragraph(f"Time: measured on this run, {_duration(total)} in all on {device} (the wall "
                                 "time per part is at the top of this page)."))
@@ -787,11 +792,7 @@ def write_results_page(study_dir: str | Path, out: str | Path | None = None) -> 
     """
     root = Path(study_dir)
     files = StudyFiles.read(root)
-    target = root if out is None else Path(out)
-    try:
-        output_folder(target)
-    except OSError as error:
-        raise os_fault(error, target, kept=False) from None
+    target = report_folder(root if out is None else Path(out))
     figures = target / FIGURES
     blocks = _header(files)
     verdicts: list[Verdict] = []
