@@ -208,6 +208,7 @@ def register_metric(
 
 
 _BUILTIN_MODULES = frozenset({"ntknas.metrics.flops", "ntknas.metrics.ntk_metrics", "ntknas.metrics.zero_cost"})
+_BUILTIN_MODULES |= {"ntknas.metrics.gradient_proxies"}
 
 
 def _load_builtin_metrics() -> None:
@@ -218,6 +219,7 @@ def _load_builtin_metrics() -> None:
         ntk_metrics,  # noqa: F401
         zero_cost,  # noqa: F401
     )
+    from ntknas.metrics import gradient_proxies  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:

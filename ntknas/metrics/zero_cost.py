@@ -9,6 +9,9 @@ higher-is-better, as in those papers (their published correlations are of the ra
 "Weight layers" below means ``nn.Conv*`` and ``nn.Linear`` modules (the classifier included),
 as the originals sum over ``nn.Conv2d``/``nn.Linear``; biases and normalization parameters are
 not scored. A weight that does not require grad, or does not reach the output, scores 0.
+``grad_norm`` and ``snip`` read the cross-entropy pass they share with the gradient family of
+:mod:`ntknas.metrics.gradient_proxies` (:mod:`ntknas.metrics.loss_pass`), and ``jacob_cov`` the
+input Jacobians it shares with ``epe_nas``.
 
 None of the proxies changes the network: gradients are taken with ``torch.autograd.grad`` (so
 ``.grad`` is never written), layer modes and running statistics are restored by
@@ -28,11 +31,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ntknas.errors import DataError
 from ntknas.kernel.modes import kernel_mode
+from ntknas.metrics.loss_pass import LossPass, run_loss_pass, scored_weights, shared_loss_pass, weight_layers
 from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
 
 __all__ = [
@@ -40,8 +42,10 @@ __all__ = [
     "LossGradientScores",
     "weight_layers",
     "loss_gradient_scores",
+    "loss_gradient_scores_of",
     "synflow_score",
     "input_jacobians",
+    "shared_input_jacobians",
     "jacob_cov_from_jacobians",
     "jacob_cov_score",
     "relu_code_kernel",
@@ -58,40 +62,6 @@ _RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.
 
 # Largest integer count a float32 matmul of 0/±1 entries still sums exactly.
 _FLOAT32_EXACT = 2**24
-
-
-def weight_layers(net: nn.Module) -> list[nn.Module]:
-    """The conv and linear modules whose weights the gradient proxies score, in module order."""
-    return [
-        module
-        for module in net.modules()
-        if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear))
-        and isinstance(getattr(module, "weight", None), torch.Tensor)
-    ]
-
-
-def _scored_weights(net: nn.Module) -> list[torch.Tensor]:
-    weights: list[torch.Tensor] = [
-        module.weight for module in weight_layers(net) if isinstance(module.weight, torch.Tensor) and module.weight.requires_grad
-    ]
-    if not weights:
-        raise MetricUnavailable(
-            "the network has no trainable conv or linear weight; gradient proxies score only those"
-        )
-    return weights
-
-
-def _check_labels(logits: torch.Tensor, targets: torch.Tensor) -> None:
-    if logits.dim() != 2:
-        raise DataError(
-            f"the network returned outputs of shape {tuple(logits.shape)}; loss-based proxies "
-            "need logits of shape batch x classes"
-        )
-    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= logits.shape[1]):
-        raise DataError(
-            f"labels range {int(targets.min())}..{int(targets.max())} but the network has "
-            f"{logits.shape[1]} outputs: build it with num_classes > the largest label"
-        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,19 +86,18 @@ def loss_gradient_scores(
     ``weight.grad.norm()``); snip's |W ⊙ ∂L/∂W| is what zero-cost-nas obtains as the gradient of
     a multiplicative all-ones weight mask. Per-layer sums are added in float64.
     """
-    weights = _scored_weights(net)
-    with kernel_mode(net, bn_mode), torch.enable_grad():
-        logits = net(inputs)
-        _check_labels(logits, targets)
-        loss = F.cross_entropy(logits, targets)
-        gradients = torch.autograd.grad(loss, weights, allow_unused=True)
+    return loss_gradient_scores_of(run_loss_pass(net, inputs, targets, bn_mode))
+
+
+def loss_gradient_scores_of(loss_pass: LossPass) -> LossGradientScores:
+    """:class:`LossGradientScores` of an already computed cross-entropy pass."""
     grad_norm = 0.0
     snip = 0.0
-    for weight, gradient in zip(weights, gradients):
+    for weight, gradient in zip(loss_pass.weights, loss_pass.gradients):
         if gradient is None:
             continue
-        grad_norm += float(gradient.detach().double().norm())
-        snip += float((weight.detach().double() * gradient.detach().double()).abs().sum())
+        grad_norm += float(gradient.double().norm())
+        snip += float((weight.detach().double() * gradient.double()).abs().sum())
     return LossGradientScores(grad_norm=grad_norm, snip=snip)
 
 
@@ -164,7 +133,7 @@ def synflow_score(net: nn.Module, image_shape: tuple[int, ...] | torch.Size) -> 
         for parameter in linear.parameters():
             parameter.grad = None
             parameter.abs_()
-    weights = _scored_weights(linear)
+    weights = scored_weights(linear)
     ones = torch.ones((1, *tuple(image_shape)), dtype=torch.float64, device=device)
     with torch.enable_grad():
         total = linear(ones).sum()
@@ -197,6 +166,13 @@ def input_jacobians(net: nn.Module, inputs: torch.Tensor, bn_mode: str = "train"
         outputs = net(probe)
         (gradient,) = torch.autograd.grad(outputs.sum(), probe)
     return gradient.detach().reshape(gradient.shape[0], -1)
+
+
+def shared_input_jacobians(context: MetricContext) -> torch.Tensor:
+    """:func:`input_jacobians` of the context's batch, computed once (jacob_cov and epe_nas share it)."""
+    return context.cached(
+        "zero_cost/input_jacobians", lambda: input_jacobians(context.net, context.inputs, context.bn_mode)
+    )
 
 
 def jacob_cov_from_jacobians(jacobians: np.ndarray, k: float = JACOB_COV_K) -> float:
@@ -304,10 +280,7 @@ def naswot_score(net: nn.Module, inputs: torch.Tensor, bn_mode: str = "train") -
 
 
 def _loss_gradients(context: MetricContext) -> LossGradientScores:
-    return context.cached(
-        "zero_cost/loss_gradients",
-        lambda: loss_gradient_scores(context.net, context.inputs, context.targets, context.bn_mode),
-    )
+    return context.cached("zero_cost/loss_gradients", lambda: loss_gradient_scores_of(shared_loss_pass(context)))
 
 
 @register_metric(
@@ -360,7 +333,7 @@ def _synflow(context: MetricContext) -> float:
 )
 def _jacob_cov(context: MetricContext) -> float:
     """Jacobian covariance (Mellor et al. v1, as in Abdelfattah et al.); uses ``bn_mode``."""
-    return jacob_cov_score(context.net, context.inputs, context.bn_mode)
+    return jacob_cov_from_jacobians(shared_input_jacobians(context).cpu().double().numpy())
 
 
 @register_metric(
