@@ -207,8 +207,12 @@ def register_metric(
     return decorate
 
 
-_BUILTIN_MODULES = frozenset({"ntknas.metrics.flops", "ntknas.metrics.ntk_metrics", "ntknas.metrics.zero_cost"})
-_BUILTIN_MODULES |= {"ntknas.metrics.gradient_proxies"}
+_BUILTIN_MODULES = frozenset({
+    "ntknas.metrics.flops",
+    "ntknas.metrics.ntk_metrics",
+    "ntknas.metrics.zero_cost",
+    "ntknas.metrics.gradient_proxies",
+})
 
 
 def _load_builtin_metrics() -> None:
@@ -216,10 +220,10 @@ def _load_builtin_metrics() -> None:
     # whichever module a caller imports first.
     from ntknas.metrics import (
         flops,  # noqa: F401
+        gradient_proxies,  # noqa: F401
         ntk_metrics,  # noqa: F401
         zero_cost,  # noqa: F401
     )
-    from ntknas.metrics import gradient_proxies  # noqa: F401
 
 
 def get_metric(name: str) -> Metric:
