@@ -426,13 +426,14 @@ def test_one_forward_serves_the_loss_proxies_and_one_the_jacobian_proxies(bn_mod
     assert fisher_score(net, inputs, targets, bn_mode) == pytest.approx(together["fisher"], rel=1e-6)
 
 
-def test_grasp_outside_a_listed_evaluation_still_gets_its_hessian() -> None:
+def test_metrics_outside_the_listed_evaluation_still_get_what_they_need() -> None:
     from ntknas.metrics import MetricContext
 
     net, inputs, targets = _conv_case()
-    context = MetricContext(net=net, inputs=inputs, targets=targets)
-    plain_first = get_metric("plain").compute(context)  # caches a pass without H g
+    context = MetricContext(net=net, inputs=inputs, targets=targets, wanted=("plain",))
+    plain_first = get_metric("plain").compute(context)  # caches a pass without H g or fisher's sums
     assert get_metric("grasp").compute(context) == pytest.approx(grasp_score(net, inputs, targets), rel=1e-6)
+    assert get_metric("fisher").compute(context) == pytest.approx(fisher_score(net, inputs, targets), rel=1e-6)
     assert plain_first == pytest.approx(plain_score(net, inputs, targets), rel=1e-6)
 
 

@@ -308,7 +308,7 @@ def _grasp(context: MetricContext) -> float:
 )
 def _fisher(context: MetricContext) -> float:
     """Fisher as in zero-cost-nas (:func:`fisher_score`); uses ``bn_mode``; no random state."""
-    return fisher_from_pass(shared_loss_pass(context))
+    return fisher_from_pass(shared_loss_pass(context, fisher=True))
 
 
 @register_metric(

@@ -210,26 +210,33 @@ def _hessian_gradient_product(
     return tuple(None if p is None else p.detach() for p in products)
 
 
-def shared_loss_pass(context: MetricContext, *, hessian_gradient: bool = False) -> LossPass:
+def shared_loss_pass(context: MetricContext, *, hessian_gradient: bool = False, fisher: bool = False) -> LossPass:
     """The evaluation's cross-entropy pass, computed once and cached on ``context``.
 
     It records fisher's sums when fisher is among ``context.wanted`` (or nothing is listed) and
-    H g when grasp is. A caller that needs H g from a pass cached without it (grasp called
-    outside a listed evaluation) gets a pass of its own, cached separately.
+    H g when grasp is. A caller that needs what the cached pass lacks (a metric computed outside
+    the evaluation's list) gets a pass of its own, cached separately.
     """
     wanted = set(context.wanted)
 
-    def compute(with_hessian: bool) -> LossPass:
+    def compute(with_fisher: bool, with_hessian: bool) -> LossPass:
         return run_loss_pass(
             context.net,
             context.inputs,
             context.targets,
             context.bn_mode,
-            record_fisher=not wanted or "fisher" in wanted,
+            record_fisher=with_fisher,
             hessian_gradient=with_hessian,
         )
 
-    shared: LossPass = context.cached("loss_pass", lambda: compute(hessian_gradient or "grasp" in wanted))
-    if hessian_gradient and shared.hessian_gradients is None:
-        return context.cached("loss_pass/hessian", lambda: compute(True))
+    record_fisher = fisher or not wanted or "fisher" in wanted
+    keep_hessian = hessian_gradient or "grasp" in wanted
+    shared: LossPass = context.cached("loss_pass", lambda: compute(record_fisher, keep_hessian))
+    lacks_hessian = hessian_gradient and shared.hessian_gradients is None
+    lacks_fisher = fisher and shared.channel_fisher is None
+    if lacks_hessian or lacks_fisher:
+        return context.cached(
+            f"loss_pass/{'hessian' if lacks_hessian else ''}{'fisher' if lacks_fisher else ''}",
+            lambda: compute(fisher, hessian_gradient),
+        )
     return shared
