@@ -83,7 +83,7 @@ def _values(net, inputs, targets, names, bn_mode="train") -> dict[str, float | N
 def test_direction_table_and_families() -> None:
     expected = {name: True for name in ALL_PROXIES}
     assert {name: get_metric(name).higher_is_better for name in ALL_PROXIES} == expected
-    assert set(available_metrics("zero-cost")) == set(ZERO_COST)
+    assert set(ZERO_COST) <= set(available_metrics("zero-cost"))  # later proxies join the family
     assert set(available_metrics("size")) == set(SIZE)
     for name in ALL_PROXIES:
         assert get_metric(name).formula
