@@ -51,9 +51,9 @@ MECO_OPT_CHANNELS = 8
 
 SWAP_BATCH = 16
 """Images SWAP reads (the authors' ``--input_samples``): the first 16 of the batch."""
-SWAP_REPEATS = 4
-"""Weight re-draws SWAP averages over. The authors average 32; ntknas takes 4 to keep the
-proxy set within twice the 2021 set's cost (the count varies by a few percent between draws)."""
+SWAP_REPEATS = 2
+"""Weight re-draws SWAP averages over. The authors average 32; ntknas takes 2 to keep the
+proxy set within twice the 2021 set's cost (each draw costs a forward of 16 images)."""
 SWAP_MU = 398.0
 SWAP_SIGMA = 53_907.0
 """μ and σ of swap_reg's exp(−(P − μ)²/σ), P in thousands of parameters. The authors' code
@@ -63,8 +63,9 @@ NAS-Bench-201 CIFAR-10 networks: μ the mean and σ the variance of their 15,625
 
 ZEN_BATCH = 16
 """Gaussian images per Zen-NAS evaluation (the authors' ``--batch_size`` default)."""
-ZEN_REPEATS = 2
-"""Weight re-draws Zen-NAS averages over (the authors: 32; ntknas: 2, for cost)."""
+ZEN_REPEATS = 1
+"""Weight re-draws Zen-NAS averages over (the authors: 32; ntknas: 1, for cost — each draw costs
+two forwards of 16 images)."""
 ZEN_MIXUP = 1e-2
 """γ of the perturbed input x + γε (the authors' ``--mixup_gamma``)."""
 
@@ -161,13 +162,24 @@ def _redrawn_passes(
     return values
 
 
-def _distinct_columns(bits: torch.Tensor) -> int:
-    """Number of distinct columns of a boolean (samples × units) matrix."""
-    samples = bits.shape[0]
-    if samples < 63:
-        weights = 2 ** torch.arange(samples, device=bits.device, dtype=torch.int64)
-        return int(torch.unique((bits.long() * weights[:, None]).sum(dim=0)).numel())
-    return int(torch.unique(bits.T, dim=0).shape[0])
+def _column_codes(bits: torch.Tensor) -> torch.Tensor:
+    """Each column of a boolean (samples × units) matrix as one integer (samples < 63), or the
+    columns themselves: equal codes exactly for equal columns."""
+    if bits.shape[0] >= 63:
+        return bits.T.contiguous()
+    codes = torch.zeros(bits.shape[1], dtype=torch.int64, device=bits.device)
+    for sample, row in enumerate(bits):
+        codes |= row.long() << sample
+    return codes
+
+
+def _distinct(codes: list[torch.Tensor], samples: int) -> int:
+    joined = torch.cat(codes)
+    if samples <= 24:  # a presence table of all 2^samples patterns: linear time, no sort
+        seen = torch.zeros(2**samples, dtype=torch.bool, device=joined.device)
+        seen[joined] = True
+        return int(seen.sum())
+    return int(torch.unique(joined, dim=0 if joined.dim() > 1 else None).shape[0])
 
 
 def swap_score(
@@ -187,7 +199,7 @@ def swap_score(
 
     def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if args and isinstance(args[0], torch.Tensor) and args[0].dim() == 4:
-            patterns.append(output.detach().reshape(images.shape[0], -1) > 0)
+            patterns.append(_column_codes(output.detach().reshape(images.shape[0], -1) > 0))
 
     def count(redrawn: nn.Module) -> float:
         patterns.clear()
@@ -201,7 +213,7 @@ def swap_score(
             raise MetricUnavailable(
                 "swap reads nn.ReLU modules applied to 4-D feature maps: the network ran none"
             )
-        return float(_distinct_columns(torch.cat(patterns, dim=1)))
+        return float(_distinct(patterns, images.shape[0]))
 
     return float(np.mean(_redrawn_passes(net, repeats, generator, count)))
 
@@ -247,12 +259,15 @@ def zen_score(
         variances: list[float] = []
 
         def keep(module: nn.Module, args: tuple[object, ...], output: object) -> None:
-            if isinstance(output, torch.Tensor):
-                outputs.append(output)
+            if isinstance(output, torch.Tensor) and output.dim() >= 3 and math.prod(output.shape[2:]) > 1:
+                outputs[:] = [output]  # only the last one is read
 
         def variance(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-            values = args[0].transpose(0, 1).reshape(args[0].shape[1], -1).double()
-            variances.append(float(values.var(dim=1, unbiased=True).mean()))
+            # From per-channel sums: a reduction over non-adjacent dims costs as much as a conv.
+            values = args[0].reshape(args[0].shape[0], args[0].shape[1], -1)
+            count = values.shape[0] * values.shape[2]
+            total, squares = values.sum(dim=(0, 2)).double(), values.pow(2).sum(dim=(0, 2)).double()
+            variances.append(float(((squares - total * total / count) / (count - 1)).mean()))
 
         handles = [m.register_forward_hook(keep) for m in redrawn.modules()]
         handles += [

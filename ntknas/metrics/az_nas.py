@@ -24,7 +24,7 @@ import math
 import numpy as np
 
 from ntknas.metrics.activation_pass import activation_pass
-from ntknas.metrics.flops import count_flops
+from ntknas.metrics.flops import context_flops
 from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
 
 __all__ = ["AZ_COMPONENTS", "expressivity", "progressivity", "trainability"]
@@ -97,10 +97,7 @@ def _az_trainability(context: MetricContext) -> float:
 )
 def _az_complexity(context: MetricContext) -> float:
     """AZ-NAS complexity: the benchmark's FLOPs, which the authors read from its API."""
-    count = context.cached("size/flop_count", lambda: count_flops(context.net, context.inputs))
-    if count.layers == 0:
-        raise MetricUnavailable("AZ-NAS complexity counts conv and linear FLOPs: the network ran none")
-    return count.flops
+    return context_flops(context)
 
 
 @register_metric(
