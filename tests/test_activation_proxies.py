@@ -201,6 +201,17 @@ def test_zen_ignores_the_networks_weights_but_not_the_seed() -> None:
     assert _value(_nb201(1), "zen", seed=7) != first
 
 
+class _Silence(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 0.0
+
+
+def test_zen_of_a_constant_map_is_missing_not_an_error() -> None:
+    net = nn.Sequential(_Silence(), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1))
+    run = score_run(net, *_batch(), ["zen"])
+    assert run.values["zen"].value is None and "not finite" in (run.values["zen"].reason or "")
+
+
 def test_zen_needs_a_spatial_feature_map() -> None:
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 4))
     run = score_run(net, *_batch(), ["zen"])

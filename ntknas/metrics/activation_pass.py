@@ -174,16 +174,23 @@ def cell_trainability(f_in: torch.Tensor, f_out: torch.Tensor, cotangent: torch.
             f"AZ-NAS trainability needs 4-D cell feature maps, got {tuple(g_in.shape)} -> {tuple(g_out.shape)}"
         )
     if g_in.shape[2:] != g_out.shape[2:]:
-        g_in = F.pixel_unshuffle(g_in, g_in.shape[2] // g_out.shape[2])
+        stride = g_in.shape[2] // g_out.shape[2]
+        if stride < 1 or tuple(g_in.shape[2:]) != (stride * g_out.shape[2], stride * g_out.shape[3]):
+            raise _misaligned(f_in, f_out)
+        g_in = F.pixel_unshuffle(g_in, stride)
     positions = g_out.shape[0] * g_out.shape[2] * g_out.shape[3]
     flat_in = g_in.double().permute(0, 2, 3, 1).reshape(-1, g_in.shape[1])
     flat_out = g_out.double().permute(0, 2, 3, 1).reshape(-1, g_out.shape[1])
     if flat_in.shape[0] != positions:
-        raise MetricUnavailable(
-            f"AZ-NAS trainability cannot align a cell's input {tuple(f_in.shape)} with its output {tuple(f_out.shape)}"
-        )
+        raise _misaligned(f_in, f_out)
     top = float(torch.linalg.svdvals(flat_in.T @ flat_out / positions).max())
     return 2.0 - top - 1.0 / (top + _SINGULAR_EPS)
+
+
+def _misaligned(f_in: torch.Tensor, f_out: torch.Tensor) -> MetricUnavailable:
+    return MetricUnavailable(
+        f"AZ-NAS trainability cannot align a cell's input {tuple(f_in.shape)} with its output {tuple(f_out.shape)}"
+    )
 
 
 @dataclass

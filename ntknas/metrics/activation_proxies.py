@@ -267,7 +267,8 @@ def zen_score(
             values = args[0].reshape(args[0].shape[0], args[0].shape[1], -1)
             count = values.shape[0] * values.shape[2]
             total, squares = values.sum(dim=(0, 2)).double(), values.pow(2).sum(dim=(0, 2)).double()
-            variances.append(float(((squares - total * total / count) / (count - 1)).mean()))
+            unbiased = (squares - total * total / count) / max(count - 1, 1)
+            variances.append(max(float(unbiased.mean()), 0.0))  # rounding can leave a zero variance below 0
 
         handles = [m.register_forward_hook(keep) for m in redrawn.modules()]
         handles += [
@@ -287,10 +288,10 @@ def zen_score(
                 handle.remove()
         difference = (clean - mixed).abs().double().reshape(batch, -1).sum(dim=1).mean()
         calls = len(variances) // 2
-        bn_term = sum(
-            math.log(math.sqrt((variances[i] + variances[calls + i]) / 2)) for i in range(calls)
-        )
-        return math.log(float(difference)) + bn_term if difference > 0 else -math.inf
+        scales = [math.sqrt((variances[i] + variances[calls + i]) / 2) for i in range(calls)]
+        if difference <= 0 or min(scales, default=1.0) <= 0:
+            return -math.inf  # log 0, as the authors' torch.log gives; stored as missing
+        return math.log(float(difference)) + sum(math.log(scale) for scale in scales)
 
     return float(np.mean(_redrawn_passes(net, repeats, generator, score)))
 
