@@ -67,6 +67,7 @@ class ScoreOptions(TypedDict, total=False):
     eigen_cutoff: float | None
     kernel: str
     estimator: EstimatorSettings | None
+    seed: int
 
 
 def score(
@@ -109,11 +110,15 @@ def score_run(
     eigen_cutoff: float | None = None,
     kernel: str = "exact",
     estimator: EstimatorSettings | None = None,
+    seed: int = 0,
 ) -> MetricRun:
     """:func:`score` with the details: each metric a :class:`MetricValue` (value or missing
     reason, seconds, standard error), and how the kernel was computed.
 
-    The time of a shared kernel is counted in the first metric that needs it.
+    The time of a shared kernel (or of the shared activation pass) is counted in the first
+    metric that needs it. ``seed`` seeds the random draws of the proxies that make any
+    (re-drawn weights, Gaussian inputs, sampled channels, random cotangents); the global RNG is
+    left as it was.
     """
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
@@ -135,6 +140,7 @@ def score_run(
         kernel_kind=kernel,
         estimator=estimator or EstimatorSettings(),
         wanted=tuple(names),
+        seed=seed,
     )
     results: dict[str, MetricValue] = {}
     with ieee_float32():

@@ -396,6 +396,7 @@ def test_cli_end_to_end(space, table, tmp_path, capsys):
         (["--strategy", "hillclimb"], "unknown search strategy 'hillclimb'"),
         (["--proxy", "nonsense"], "unknown metric 'nonsense'"),
         (["--proxy", "ntk_rank"], "ranks nothing"),
+        (["--proxy", "az_nas"], "set-level aggregate has no value for one network"),
         (["--candidates", "0"], "argument --candidates: must be a positive integer"),
         (["--candidates", "300"], "more than the 256 architectures"),
         (["--runs", "0"], "argument --runs: must be a positive integer"),

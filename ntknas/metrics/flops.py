@@ -22,7 +22,7 @@ from torch import nn
 from ntknas.kernel.modes import kernel_mode
 from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
 
-__all__ = ["FlopCount", "count_parameters", "count_flops"]
+__all__ = ["FlopCount", "count_parameters", "count_flops", "context_flops"]
 
 
 @dataclass(frozen=True)
@@ -126,6 +126,11 @@ def _flops(context: MetricContext) -> float:
 
     Higher-is-better for the same reason as ``params``.
     """
+    return context_flops(context)
+
+
+def context_flops(context: MetricContext) -> float:
+    """The context's network's FLOPs, counted once per context (``flops`` and ``az_complexity``)."""
     count = context.cached("size/flop_count", lambda: count_flops(context.net, context.inputs))
     if count.layers == 0:
         raise MetricUnavailable(

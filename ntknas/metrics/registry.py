@@ -9,6 +9,7 @@ metrics costs one kernel.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +50,11 @@ class MetricContext:
     """``exact`` (the B×B kernel) or ``matrix-free`` (products with J only; see :mod:`ntknas.kernel.matrix_free`)."""
     estimator: EstimatorSettings = field(default_factory=EstimatorSettings)
     wanted: tuple[str, ...] = ()
-    """The metrics of this evaluation: tells the matrix-free path which estimates to pay for."""
+    """The metrics of this evaluation: tells the matrix-free path which estimates to pay for, and
+    the shared activation pass which intermediate results to collect."""
+    seed: int = 0
+    """Seeds every random draw a metric makes (re-drawn weights, Gaussian inputs, sampled
+    channels, random cotangents) through its own ``torch.Generator``; the global RNG is never used."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def cached(self, key: str, compute: Callable[[], Any]) -> Any:
@@ -162,6 +167,13 @@ class Metric:
     """True for metrics that read the batch's labels (lga, loss-gradient proxies)."""
     matrix_free: bool = False
     """True for kernel metrics that ``--kernel matrix-free`` computes without the kernel."""
+    aggregate_of: tuple[str, ...] = ()
+    """For a set-level metric: the per-network metrics it combines across the networks measured.
+    Such a metric has no value for one network; correlate computes it in its summary."""
+
+    @property
+    def is_aggregate(self) -> bool:
+        return bool(self.aggregate_of)
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -183,6 +195,7 @@ def register_metric(
     needs_kernel: bool = False,
     needs_labels: bool = False,
     matrix_free: bool = False,
+    aggregate_of: tuple[str, ...] = (),
     replace: bool = False,
 ) -> Callable[[MetricFunction], MetricFunction]:
     """Decorator that adds a metric to the registry under ``name``.
@@ -200,30 +213,27 @@ def register_metric(
                 f"metric {name!r} is already registered: pass replace=True to register_metric to redefine it"
             )
         _REGISTRY[name] = Metric(
-            name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels, matrix_free
+            name, function, higher_is_better, family, formula, uses_bn_mode, needs_kernel, needs_labels, matrix_free,
+            tuple(aggregate_of),
         )
         return function
 
     return decorate
 
 
-_BUILTIN_MODULES = frozenset({
-    "ntknas.metrics.flops",
-    "ntknas.metrics.ntk_metrics",
-    "ntknas.metrics.zero_cost",
+_BUILTIN_MODULES = (
+    "ntknas.metrics.flops", "ntknas.metrics.ntk_metrics", "ntknas.metrics.zero_cost",
     "ntknas.metrics.gradient_proxies",
-})
+    "ntknas.metrics.activation_proxies", "ntknas.metrics.az_nas",
+)
+"""The modules that register the built-in metrics, in the order ``available_metrics`` lists them."""
 
 
 def _load_builtin_metrics() -> None:
     # Imported for their registration side effect; kept here so the registry is complete
     # whichever module a caller imports first.
-    from ntknas.metrics import (
-        flops,  # noqa: F401
-        gradient_proxies,  # noqa: F401
-        ntk_metrics,  # noqa: F401
-        zero_cost,  # noqa: F401
-    )
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)
 
 
 def get_metric(name: str) -> Metric:
@@ -242,16 +252,32 @@ def available_metrics(family: str | None = None) -> list[str]:
 
 
 def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Validated metric names from ``"knas,lga"`` or a sequence; ``"all"`` means every metric."""
+    """Validated metric names from ``"knas,lga"`` or a sequence; ``"all"`` means every metric.
+
+    An aggregate metric brings its components: each is listed (once) before the aggregate, so
+    that asking for ``az_nas`` measures what it combines.
+    """
     names = text.split(",") if isinstance(text, str) else list(text)
     names = [name.strip() for name in names if name.strip()]
     if names == ["all"]:
-        return available_metrics()
-    for name in names:
-        get_metric(name)
+        names = available_metrics()
     if not names:
         raise UnknownNameError("no metric given: name at least one, e.g. knas,tenas,lga")
-    return list(dict.fromkeys(names))
+    expanded: list[str] = []
+    for name in names:
+        expanded += [*get_metric(name).aggregate_of, name]
+    return list(dict.fromkeys(expanded))
+
+
+def aggregate_definitions(names: list[str] | tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Aggregate metric → its components, for the aggregates among ``names`` (plain data, for
+    layers that must not import the metrics)."""
+    return {name: get_metric(name).aggregate_of for name in names if get_metric(name).is_aggregate}
+
+
+def per_network_metrics(names: list[str] | tuple[str, ...]) -> list[str]:
+    """``names`` less the aggregates: what is measured on each network."""
+    return [name for name in names if not get_metric(name).is_aggregate]
 
 
 def check_kernel_choice(kernel: str, metrics: list[str] | tuple[str, ...]) -> None:

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ntknas.kernel.modes import kernel_mode
+from ntknas.metrics.activation_pass import ReluCodeKernel, activation_pass, relu_modules
 from ntknas.metrics.loss_pass import LossPass, run_loss_pass, scored_weights, shared_loss_pass, weight_layers
 from ntknas.metrics.registry import MetricContext, MetricUnavailable, register_metric
 
@@ -48,6 +49,8 @@ __all__ = [
     "shared_input_jacobians",
     "jacob_cov_from_jacobians",
     "jacob_cov_score",
+    "ReluCodeKernel",
+    "relu_modules",
     "relu_code_kernel",
     "naswot_from_kernel",
     "naswot_score",
@@ -55,13 +58,6 @@ __all__ = [
 
 JACOB_COV_K = 1e-5
 """The constant k of jacob_cov's score −Σ[log(λ+k) + 1/(λ+k)], as in zero-cost-nas."""
-
-# Activation classes whose name contains "ReLU": NASWOT's authors hook every module whose type
-# name contains that string.
-_RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.RReLU)
-
-# Largest integer count a float32 matmul of 0/±1 entries still sums exactly.
-_FLOAT32_EXACT = 2**24
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,37 +217,18 @@ def relu_code_kernel(net: nn.Module, inputs: torch.Tensor, bn_mode: str = "train
     ReLU-family module (as the authors' hook does; 1[x > 0] = 1[relu(x) > 0]) during one forward
     pass of the batch. Each call is accumulated as (n + s sᵀ)/2 with s = 2c − 1, which equals the
     two-term form and is exact in float32 below 2²⁴ units per call; K_H is summed in float64.
+    The registered ``naswot`` reads the same kernel from the shared activation pass
+    (:mod:`ntknas.metrics.activation_pass`).
     """
-    batch = inputs.shape[0]
-    kernel = torch.zeros((batch, batch), dtype=torch.float64, device=inputs.device)
-    calls = [0]
-
-    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
-        codes = args[0].detach().reshape(batch, -1) > 0
-        units = codes.shape[1]
-        dtype = torch.float32 if units < _FLOAT32_EXACT else torch.float64
-        signs = codes.to(dtype) * 2 - 1
-        agreement = signs @ signs.T
-        kernel.add_((agreement.double() + units) / 2)
-        calls[0] += 1
-
-    handles = [
-        module.register_forward_hook(hook)
-        for module in net.modules()
-        if isinstance(module, _RELU_TYPES)
-    ]
+    accumulator = ReluCodeKernel(inputs.shape[0], inputs.device)
+    handles = [module.register_forward_hook(accumulator.hook) for module in relu_modules(net)]
     try:
         with kernel_mode(net, bn_mode), torch.no_grad():
             net(inputs)
     finally:
         for handle in handles:
             handle.remove()
-    if calls[0] == 0:
-        raise MetricUnavailable(
-            "naswot needs ReLU modules: the network ran no nn.ReLU-family module "
-            "(functional relu calls cannot be hooked)"
-        )
-    return kernel.cpu().numpy()
+    return accumulator.result()
 
 
 def naswot_from_kernel(kernel: np.ndarray) -> float:
@@ -346,5 +323,9 @@ def _jacob_cov(context: MetricContext) -> float:
     ),
 )
 def _naswot(context: MetricContext) -> float:
-    """NASWOT (Mellor et al., ICML 2021); uses ``bn_mode``; higher is better."""
-    return naswot_score(context.net, context.inputs, context.bn_mode)
+    """NASWOT (Mellor et al., ICML 2021); uses ``bn_mode``; higher is better.
+
+    K_H comes from the shared activation pass, so naswot costs no forward of its own when
+    AZ-NAS's components are measured too.
+    """
+    return naswot_from_kernel(activation_pass(context, "naswot").relu_code_kernel())

@@ -7,12 +7,13 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
+from ntknas.analysis.aggregate import log_rank_sum
 from ntknas.analysis.statistics import rank_correlation
 from ntknas.files import atomic_text, atomic_write_text
 from ntknas.store import ResultStore
@@ -46,6 +47,9 @@ class SummarySpec:
     train_epochs: tuple[int, ...]
     directions: dict[str, bool | None]
     initialization: str = "PyTorch default"
+    aggregates: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Set-level metrics among ``metrics`` → the per-network metrics each combines by
+    Σ log(rank/N) (``az_nas``); computed here, per BN mode and training stage, never stored."""
 
 
 class ScoredArch(Protocol):
@@ -93,6 +97,25 @@ def score_table(store: ResultStore, config: SummarySpec, entries: Sequence[Score
                 if key in grouped:
                     rows.append(ScoreRow(entry.index, entry.key, bn, epochs, entry.accuracy,
                                          grouped[key], reasons.get(key, {})))
+    return _with_aggregates(rows, config)
+
+
+def _with_aggregates(rows: list[ScoreRow], config: SummarySpec) -> list[ScoreRow]:
+    """``rows`` with each aggregate's value, computed over the rows of the same BN mode and
+    training stage (the cells of that subset); a row lacking a component gets none, with why."""
+    if not config.aggregates:
+        return rows
+    rows = [replace(row, values=dict(row.values), reasons=dict(row.reasons)) for row in rows]
+    for epochs in config.train_epochs:
+        for bn in config.bn_modes:
+            subset = [row for row in rows if row.bn == bn and row.train_epochs == epochs]
+            for name, components in config.aggregates.items():
+                columns = [[_finite_or_nan(row.values.get(c)) for row in subset] for c in components]
+                for row, value in zip(subset, log_rank_sum(columns)):
+                    row.values[name] = None if math.isnan(value) else float(value)
+                    lacking = [c for c in components if not math.isfinite(_finite_or_nan(row.values.get(c)))]
+                    if lacking:
+                        row.reasons[name] = f"{name} needs every component: {', '.join(lacking)} missing"
     return rows
 
 

@@ -26,7 +26,15 @@ from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.inputs import validation as check
 from ntknas.inputs.validation import check_batch_fits
-from ntknas.metrics import DEFAULT_METRICS, MATRIX_FREE_METRICS, check_kernel_choice, get_metric, parse_metric_list
+from ntknas.metrics import (
+    DEFAULT_METRICS,
+    MATRIX_FREE_METRICS,
+    aggregate_definitions,
+    check_kernel_choice,
+    get_metric,
+    parse_metric_list,
+    per_network_metrics,
+)
 from ntknas.report.correlation import SummarySpec
 from ntknas.runs.skeleton import LazyData, deadline_after, open_run
 from ntknas.scoring import MetricValue, score_run
@@ -194,6 +202,7 @@ class CorrelateConfig(MeasureSettings):
             bn_modes=tuple(self.bn_modes), train_epochs=tuple(self.train_epochs),
             directions={m: get_metric(m).higher_is_better for m in self.metrics},
             initialization=self.init_identity or "PyTorch default",
+            aggregates=aggregate_definitions(self.metrics),
         )
 
 
@@ -539,13 +548,15 @@ def _measure_stage(
     measurements = []
     errors: dict[str, dict[str, float]] = {}
     once: dict[str, MetricValue] = {}  # metrics that ignore the BN mode, measured in the first
+    # Aggregates (az_nas) rank the whole set: the summary computes them from their components.
+    names = per_network_metrics(config.metric_names)
     for bn_mode in config.bn_modes:
         if diverged is not None:
-            values = {m: MetricValue(None, diverged) for m in config.metric_names}
+            values = {m: MetricValue(None, diverged) for m in names}
         else:
-            fresh = _evaluate(net, batch, config, bn_mode, [m for m in config.metric_names if m not in once])
+            fresh = _evaluate(net, batch, config, bn_mode, [m for m in names if m not in once])
             once.update({m: v for m, v in fresh.items() if not get_metric(m).uses_bn_mode})
-            values = {m: fresh[m] if m in fresh else once[m] for m in config.metric_names}
+            values = {m: fresh[m] if m in fresh else once[m] for m in names}
         errors.update({bn_mode: {m: v.stderr for m, v in values.items() if v.stderr is not None}})
         for metric, result in values.items():
             measurements.append(
@@ -567,7 +578,7 @@ def _evaluate(
         return score_run(
             net, batch.inputs, batch.targets, metrics, bn_mode,
             params=config.params, strategy=config.strategy, chunk_size=config.chunk_size,
-            kernel=config.kernel, estimator=config.estimator_settings,
+            kernel=config.kernel, estimator=config.estimator_settings, seed=config.model_seed or 0,
         ).values
     except torch.cuda.OutOfMemoryError:
         torch.cuda.empty_cache()

@@ -229,7 +229,7 @@ def score_architecture(
     started = time.perf_counter()
     run = score_run(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
-        kernel=kernel, estimator=kernel_settings.estimator_settings,
+        kernel=kernel, estimator=kernel_settings.estimator_settings, seed=seed,
     )
     seconds = time.perf_counter() - started
     return ScoreOutcome(

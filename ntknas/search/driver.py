@@ -209,6 +209,11 @@ def _check_proxy(proxy: str, name: str) -> None:
     metric = get_metric(proxy)
     if metric.higher_is_better is None:
         raise UnknownNameError(f"{option(name)} {proxy}: this metric ranks nothing (it is a diagnostic): choose a metric with a direction")
+    if metric.is_aggregate:
+        raise UnknownNameError(
+            f"{option(name)} {proxy}: a set-level aggregate has no value for one network: guide the search "
+            f"with one of its components ({', '.join(metric.aggregate_of)})"
+        )
 
 
 # ----------------------------------------------------------------------------------------------
