@@ -1,5 +1,6 @@
-"""Statistics over stored results (rank correlations with bootstrap intervals); no torch."""
+"""Statistics over stored results (rank correlations, paired comparisons, bootstrap intervals); no torch."""
 
+from ntknas.analysis.paired import MeanDifference, PairedTau, mean_difference, paired_kendall
 from ntknas.analysis.statistics import Correlation, rank_correlation
 
-__all__ = ["Correlation", "rank_correlation"]
+__all__ = ["Correlation", "MeanDifference", "PairedTau", "mean_difference", "paired_kendall", "rank_correlation"]
