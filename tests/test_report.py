@@ -111,8 +111,8 @@ def test_report_of_correlate_and_track_runs(runs, tmp_path):
     assert "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|" in text  # index 1's arch string
     assert "ntknas track --archs 1,6111 --epochs 1" in text
     assert "torch" in text and "model and training seed 42" in text
-    # every image is an embedded PNG: 2 correlate scatters + 7 tracking curves
-    assert len(parsed.images) == 9
+    # every image is an embedded PNG: 2 correlate scatters + 8 tracking curves
+    assert len(parsed.images) == 10
     for src in parsed.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)

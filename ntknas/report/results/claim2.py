@@ -107,7 +107,7 @@ def claim2_verdict(files: StudyFiles, comparisons: Comparisons) -> Verdict:
                         " cells, the change after ", stage_cite(stage), " stage(s) is Δτ ", *delta)
         else:
             verdict.add(" and after ", stage_cite(stage), " stage(s) ", *delta)
-    decision = claim2_label(changes[first]["delta_ci"])
+    decision = claim2_label((changes[first] or {}).get("delta_ci") or [None, None])
     verdict.add(f": {decision.label}")
     worth = _worth_it(files, comparisons, first)
     if worth is not None:
