@@ -122,7 +122,7 @@ def test_report_of_correlate_and_track_runs(runs, tmp_path):
     assert "| metric | BN | epochs |" in markdown
     assert "\\|nor\\_conv\\_3x3\\~0\\|" in markdown  # pipes escaped inside table cells
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(links) == 9
+    assert len(links) == 10
     for link in links:
         target = (out / link.replace("%20", " ")).resolve()
         assert target.is_file() and target.read_bytes()[:8] == PNG_SIGNATURE, link
