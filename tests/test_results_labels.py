@@ -78,7 +78,7 @@ def test_every_claim_has_a_written_rule():
 METRICS = ("knas", "synflow", "params")
 
 
-def _study(root: Path, ntk_quality: float, proxy_quality: float, cells: int = 80) -> Path:
+def _init_part(root: Path, part: str, ntk_quality: float, proxy_quality: float, cells: int) -> None:
     rng = np.random.default_rng(7)
     accuracy = rng.uniform(60, 94, size=cells)
     values = {
@@ -87,8 +87,8 @@ def _study(root: Path, ntk_quality: float, proxy_quality: float, cells: int = 80
         "params": accuracy + rng.normal(scale=30, size=cells),
     }
     values["knas"][3] = np.nan  # one missing value, explained on the page
-    (root / "init").mkdir(parents=True)
-    with (root / "init" / "scores.csv").open("w", newline="") as handle:
+    (root / part).mkdir(parents=True)
+    with (root / part / "scores.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["index", "arch", "bn", "train_epochs", "accuracy", *METRICS])
         for i in range(cells):
@@ -105,7 +105,13 @@ def _study(root: Path, ntk_quality: float, proxy_quality: float, cells: int = 80
                         "spearman_ci": list(result.spearman_ci), "missing": missing,
                         "missing_reasons": {"kernel not positive definite": missing} if missing else {},
                         "higher_is_better": True})
-    (root / "init" / "summary.json").write_text(json.dumps(records))
+    (root / part / "summary.json").write_text(json.dumps(records))
+
+
+def _study(root: Path, ntk_quality: float, proxy_quality: float, cells: int = 80, nb101: bool = False) -> Path:
+    _init_part(root, "init", ntk_quality, proxy_quality, cells)
+    if nb101:
+        _init_part(root, "init-nb101", proxy_quality, ntk_quality, cells)  # the other way round
     home = str(root.resolve())
     (root / "study.json").write_text(json.dumps({
         "command": f"ntknas study --scale cpu --data-dir {home}/c10 --benchmark={home}/nb201/acc.csv "
@@ -158,3 +164,48 @@ def test_portable_command_keeps_named_scales_and_replaces_files():
     assert [p for p, _ in used] == ["STUDY_DIR"]
     command, _ = portable_command("ntknas study --scale /home/u/gpu.toml")
     assert command == "ntknas study --scale SCALE_FILE"
+
+
+def test_nb101_has_its_own_table_figure_sentence_and_label_beside_nb201(tmp_path):
+    root = _study(tmp_path / "s", 0.2, 1.0, nb101=True)
+    write_results_page(root)
+    verdict = json.loads((root / "verdicts.json").read_text())[0]
+    assert [(s["space"], s["label"]) for s in verdict["spaces"]] == [("NAS-Bench-201", SUPPORTED),
+                                                                     ("NAS-Bench-101", CONTRADICTED)]
+    assert verdict["label"] == INCONCLUSIVE  # the spaces disagree
+    page = (root / "results.md").read_text()
+    assert "### NAS-Bench-101 (init-nb101/)" in page and "423,624" in page
+    assert (root / "figures" / "claim1_tau_by_metric_nb101.png").is_file()
+
+
+def _search_row(strategy: str, proxy: str, accuracies: list[float], cost: float) -> dict:
+    return {"strategy": strategy, "proxy": proxy, "runs": len(accuracies), "accuracy_mean": float(np.mean(accuracies)),
+            "accuracy_std": float(np.std(accuracies)), "cost_mean": cost, "evaluations_mean": 10.0,
+            "regret_mean": 94.0 - float(np.mean(accuracies)), "found_best": 0, "epochs_mean": 0.0,
+            "final": [{"run": i, "seed": i, "accuracy": a, "cost": cost} for i, a in enumerate(accuracies)]}
+
+
+def test_claim4_compares_two_stage_with_every_row_paired_by_seed(tmp_path):
+    root = _study(tmp_path / "s", 0.2, 1.0)
+    spec = {"target": "t", "benchmark": str(root / "acc.csv"), "candidates": 10, "runs": 10, "seed": 0,
+            "best_in_space": 94.0, "best_in_space_arch": "a"}
+    base = [89.0 + 0.1 * i for i in range(10)]
+    searches = {
+        "baselines": [_search_row("random", "synflow", [a + 1.0 for a in base], 1.0),
+                      _search_row("rea", "bench:oracle", [a + 2.0 for a in base], 0.0)],
+        "two-stage": [_search_row("two-stage", "synflow → lga@1ep (top 3)", base, 70.0)],
+    }
+    for name, rows in searches.items():
+        (root / "search" / name).mkdir(parents=True)
+        (root / "search" / name / "summary.json").write_text(json.dumps({"spec": spec, "searches": rows}))
+    write_results_page(root)
+    verdict = next(v for v in json.loads((root / "verdicts.json").read_text()) if v["claim"] == 4)
+    comparisons = {r["id"]: r for r in json.loads((root / "comparisons.json").read_text())}
+    random = comparisons["claim4/baselines/random/synflow"]
+    assert random["paired"] and random["delta"] == pytest.approx(-1.0) and random["delta_ci"] == pytest.approx([-1, -1])
+    assert random["cost_ratio"] == pytest.approx(70.0)
+    assert comparisons["claim4/baselines/rea/bench:oracle"]["cost_ratio"] is None  # lookups cost nothing
+    assert verdict["label"] == CONTRADICTED  # random search is better on every seed
+    page = (root / "results.md").read_text()
+    assert "the oracle" in verdict["text"] and "random search" in verdict["text"]
+    assert "70×" in page and "lookups (0 s)" in page
