@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ntknas.analysis.statistics import rank_correlation
 from ntknas.files import atomic_write_text
@@ -138,9 +139,13 @@ def plot_kernel_movement(path: Path, series: dict[str, list[dict[str, float]]], 
             ax.plot(epochs, [r.get(quantity, math.nan) for r in rows], marker="o", color=colour, label=label)
     for ax, (quantity, title) in zip(axes, panels):
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-        if quantity == "norm_ratio" and ax.lines and any(np.isfinite(line.get_ydata()).any() for line in ax.lines):
+        if not any(np.isfinite(np.asarray(line.get_ydata(), dtype=float)).any() for line in ax.lines):
+            ax.text(0.5, 0.5, "not recorded in this track run", ha="center", va="center", transform=ax.transAxes)
+            continue
+        if quantity == "norm_ratio":
             ax.set_yscale("log")
         ax.legend(fontsize=8)
     return save_figure(fig, path)
