@@ -209,3 +209,43 @@ def test_claim4_compares_two_stage_with_every_row_paired_by_seed(tmp_path):
     page = (root / "results.md").read_text()
     assert "the oracle" in verdict["text"] and "random search" in verdict["text"]
     assert "70×" in page and "lookups (0 s)" in page
+
+
+def _track(root: Path, with_norm_ratio: bool) -> None:
+    """Nine tracked cells, three per band; rel_diff at its ceiling for all, the norm ratio shrinking
+    more the better the cell, the cosine the same for all."""
+    bands, rows = [], []
+    for number in range(9):
+        band = ("low", "mid", "high")[number // 3]
+        accuracy = 70.0 + 2.5 * number
+        bands.append({"arch": f"cell{number}", "band": band, "index": number, "accuracy": accuracy})
+        for epoch, ratio in ((0, 1.0), (3, 0.5 / (1 + number))):
+            rows.append({"arch": f"cell{number}", "index": number, "accuracy": accuracy, "epoch": epoch,
+                         "rel_diff_ref": 0.0 if epoch == 0 else 10.0, "rel_diff": 0.0 if epoch == 0 else 0.97 + 0.002 * number,
+                         "norm_ratio": ratio, "kernel_corr": 1.0, "kernel_cos": 1.0 if epoch == 0 else 0.8,
+                         "train_loss": "", "train_acc": "" if epoch == 0 else 20.0 + 3 * number, "param_norm": 5.0})
+    (root / "track").mkdir()
+    columns = [c for c in rows[0] if with_norm_ratio or c != "norm_ratio"]
+    with (root / "track" / "track.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    study = json.loads((root / "study.json").read_text())
+    (root / "study.json").write_text(json.dumps(study | {"track_bands": bands}))
+
+
+@pytest.mark.parametrize(("with_norm_ratio", "movement", "label"), [(True, "norm_ratio", SUPPORTED),
+                                                                     (False, "kernel_cos", INCONCLUSIVE)])
+def test_claim3_skips_a_saturated_quantity_and_says_so(tmp_path, with_norm_ratio, movement, label):
+    root = _study(tmp_path / "s", 0.2, 1.0, cells=20)
+    _track(root, with_norm_ratio)
+    write_results_page(root)
+    summary = json.loads((root / "track" / "band_summary.json").read_text())
+    assert [q["quantity"] for q in summary["quantities"] if q["saturated"]] == ["rel_diff"]
+    assert summary["movement"] == movement and summary["train_acc_separated"] is True
+    verdict = next(v for v in json.loads((root / "verdicts.json").read_text()) if v["claim"] == 3)
+    assert verdict["label"] == label  # kernel_cos moved the same for every cell: τ undefined
+    assert "rel_diff sit at their ceiling" in verdict["text"] and "train accuracies separated" in verdict["text"]
+    page = (root / "results.md").read_text()
+    assert "at its ceiling (every cell ≥ 0.95)" in page
+    assert ("not recorded in this track run" in page) is (not with_norm_ratio)
