@@ -111,8 +111,8 @@ def test_report_of_correlate_and_track_runs(runs, tmp_path):
     assert "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|" in text  # index 1's arch string
     assert "ntknas track --archs 1,6111 --epochs 1" in text
     assert "torch" in text and "model and training seed 42" in text
-    # every image is an embedded PNG: 2 correlate scatters + 7 tracking curves
-    assert len(parsed.images) == 9
+    # every image is an embedded PNG: 2 correlate scatters + 8 tracking curves
+    assert len(parsed.images) == 10
     for src in parsed.images:
         prefix = "data:image/png;base64,"
         assert src.startswith(prefix)
@@ -122,7 +122,7 @@ def test_report_of_correlate_and_track_runs(runs, tmp_path):
     assert "| metric | BN | epochs |" in markdown
     assert "\\|nor\\_conv\\_3x3\\~0\\|" in markdown  # pipes escaped inside table cells
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown)
-    assert len(links) == 9
+    assert len(links) == 10
     for link in links:
         target = (out / link.replace("%20", " ")).resolve()
         assert target.is_file() and target.read_bytes()[:8] == PNG_SIGNATURE, link

@@ -17,7 +17,7 @@ import pytest
 from verdict_checks import check_verdicts_as_cited
 
 from ntknas.cli import main
-from ntknas.report.results_page import field_value, find_record
+from ntknas.report.results import field_value, find_record
 from ntknas.study import SCALES, StudyConfig, run_study, scale_markdown
 from ntknas.study.runner import STUDY_FILE, track_choices
 from ntknas.study.scales import SMOKE

@@ -28,7 +28,7 @@ from ntknas.store import ResultStore
 from ntknas.train import Trainer, TrainingDivergedError, parameter_norm
 from ntknas.train.trainer import TrainConfig
 
-QUANTITY_COLUMNS = ["rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos", "train_loss", "train_acc", "param_norm"]
+QUANTITY_COLUMNS = ["rel_diff_ref", "rel_diff", "norm_ratio", "kernel_corr", "kernel_cos", "train_loss", "train_acc", "param_norm"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -150,6 +150,7 @@ def test_end_to_end_outputs(full_run):
     for row in rows:
         if row["epoch"] == "0":
             assert float(row["rel_diff"]) == 0.0 and float(row["rel_diff_ref"]) == 0.0
+            assert float(row["norm_ratio"]) == 1.0
             assert float(row["kernel_corr"]) == pytest.approx(1.0, abs=1e-12)
             assert float(row["kernel_cos"]) == pytest.approx(1.0, abs=1e-12)
             assert row["train_loss"] == "" and row["train_acc"] == ""
@@ -182,6 +183,10 @@ def test_numbers_match_a_direct_computation(full_run, cifar_dir):
     assert float(rows["2"]["kernel_corr"]) == kernel_correlation(theta_0, theta_2)
     assert float(rows["2"]["rel_diff"]) == relative_difference(theta_0, theta_2)
     assert float(rows["2"]["rel_diff_ref"]) == relative_difference_reference(theta_0, theta_2)
+    # ‖Θ₂‖/‖Θ₀‖, computed here from the kernels' entries as a plain sum of squares
+    by_hand = math.sqrt(sum(v * v for v in theta_2.double().flatten().tolist()) /
+                        sum(v * v for v in theta_0.double().flatten().tolist()))
+    assert float(rows["2"]["norm_ratio"]) == pytest.approx(by_hand, rel=1e-12)
     assert float(rows["2"]["train_loss"]) == stats[-1].train_loss
     assert float(rows["2"]["train_acc"]) == stats[-1].train_accuracy
     assert float(rows["2"]["param_norm"]) == parameter_norm(net)

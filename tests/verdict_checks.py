@@ -5,7 +5,8 @@ import math
 import re
 from typing import Any
 
-NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+NUMBER = re.compile(r"(?<![\w.@-])[+-]?\d+(?:\.\d+)?(?!\w)")
+"""A printed number: not part of a name (NAS-Bench-201, cifar10, lga@1ep)."""
 
 
 def check_verdicts_as_cited(verdicts: list[dict[str, Any]], page_markdown: str) -> None:
@@ -15,6 +16,7 @@ def check_verdicts_as_cited(verdicts: list[dict[str, Any]], page_markdown: str) 
         text = verdict["text"]
         assert "No verdict" not in text
         assert "Verdict: " + text in shown
+        assert verdict["label"] in ("supported", "contradicted", "inconclusive")
         printed = NUMBER.findall(text)
         assert printed, text
         assert printed == [n["text"] for n in verdict["numbers"]], text

@@ -57,7 +57,7 @@ def rank_correlation(
         kendall_boot[i] = stats.kendalltau(bx, by).statistic
         spearman_boot[i] = _spearman_fast(bx, by)
     return Correlation(
-        n, kendall, spearman, _percentile_interval(kendall_boot), _percentile_interval(spearman_boot)
+        n, kendall, spearman, percentile_interval(kendall_boot), percentile_interval(spearman_boot)
     )
 
 
@@ -67,7 +67,8 @@ def _spearman_fast(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def _percentile_interval(values: np.ndarray) -> tuple[float, float]:
+def percentile_interval(values: np.ndarray) -> tuple[float, float]:
+    """The central 95 % of the finite values (NaN, NaN when none is finite)."""
     values = values[np.isfinite(values)]
     if values.size == 0:
         return (math.nan, math.nan)

@@ -331,7 +331,8 @@ def _track_blocks(store: ResultStore) -> list[Block]:
         Heading("Final epoch per architecture", 3),
         Paragraph(
             "rel_diff = ‖Θₜ − Θ₀‖_F / ‖Θ₀‖_F; rel_diff_ref = ‖ |Θ₀ − Θₜ| ⊘ (|Θ₀| + 1e-4) ‖_F (the reference "
-            "implementation's element-wise form, dominated by near-zero entries); kernel_corr and kernel_cos "
+            "implementation's element-wise form, dominated by near-zero entries); norm_ratio = ‖Θₜ‖_F / ‖Θ₀‖_F "
+            "(below 1: the kernel shrank, which pins rel_diff near 1); kernel_corr and kernel_cos "
             "compare Θₜ with Θ₀ (1 = unchanged). Θ is the full per-logit NTK in eval mode over all parameters."
         ),
     ]
@@ -415,7 +416,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None) 
     """
     if not run_dirs:
         raise DataError("no run folder given: pass one or more folders written by ntknas correlate, track or search")
-    from ntknas.report.results_page import is_study_folder, write_results_page
+    from ntknas.report.results import is_study_folder, write_results_page
 
     studies = [d for d in run_dirs if is_study_folder(d)]
     if studies:  # a study folder's report is its results page, in the folder or in --out

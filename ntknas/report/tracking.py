@@ -17,8 +17,9 @@ from matplotlib.ticker import MaxNLocator
 from ntknas.files import atomic_binary, atomic_text
 from ntknas.store import ResultStore
 
-KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "kernel_corr", "kernel_cos")
-"""The kernel distances of :func:`ntknas.kernel.distances.kernel_distances`, by name."""
+KERNEL_QUANTITIES = ("rel_diff_ref", "rel_diff", "norm_ratio", "kernel_corr", "kernel_cos")
+"""The kernel distances of :func:`ntknas.kernel.distances.kernel_distances`, by name, and the norm
+ratio ‖Θ_t‖_F / ‖Θ_0‖_F the track run records beside them (empty in track runs that predate it)."""
 TRAINING_QUANTITIES = ("train_loss", "train_acc", "param_norm")
 QUANTITIES = KERNEL_QUANTITIES + TRAINING_QUANTITIES
 """What every measured epoch of a track run records, in track.csv column order."""
@@ -33,6 +34,7 @@ CSV_COLUMNS = ("arch", "index", "accuracy", "epoch", *QUANTITIES)
 LABELS = {
     "rel_diff_ref": "‖ |Θ₀ − Θₜ| ⊘ (|Θ₀| + 1e-4) ‖_F  (reference form)",
     "rel_diff": "‖Θₜ − Θ₀‖_F / ‖Θ₀‖_F",
+    "norm_ratio": "‖Θₜ‖_F / ‖Θ₀‖_F",
     "kernel_corr": "Pearson correlation of Θ₀ and Θₜ entries",
     "kernel_cos": "cosine similarity of Θ₀ and Θₜ",
     "train_loss": "train loss (epoch just trained)",
@@ -42,6 +44,7 @@ LABELS = {
 TITLES = {
     "rel_diff_ref": "Relative kernel difference (reference form)",
     "rel_diff": "Relative kernel difference",
+    "norm_ratio": "Kernel norm ratio to initialization",
     "kernel_corr": "Kernel correlation with initialization",
     "kernel_cos": "Kernel cosine similarity with initialization",
     "train_loss": "Training loss",
@@ -201,7 +204,7 @@ def final_table(series: Sequence[TrackSeries]) -> tuple[list[str], list[list[str
 
 
 _FORMATS = {
-    "rel_diff_ref": ".4g", "rel_diff": ".4f", "kernel_corr": ".4f", "kernel_cos": ".4f",
+    "rel_diff_ref": ".4g", "rel_diff": ".4f", "norm_ratio": ".4g", "kernel_corr": ".4f", "kernel_cos": ".4f",
     "train_loss": ".4f", "train_acc": ".2f", "param_norm": ".3f",
 }
 

@@ -588,6 +588,7 @@ def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> 
     else:
         theta_0, seconds = kernel()
         values: dict[str, float | None] = dict(kernel_distances(theta_0, theta_0))
+        values["norm_ratio"] = norm_ratio(theta_0, theta_0)
         values.update(train_loss=None, train_acc=None, param_norm=parameter_norm(net), train_seconds=0.0,
                       kernel_seconds=seconds)
         yield TrackStep(0, values, checkpoint(theta_0))
@@ -602,10 +603,18 @@ def track_item(context: TrackContext, task: TrackTask, done: frozenset[str]) -> 
             return
         train_seconds = time.perf_counter() - begin
         theta_t, kernel_seconds = kernel()
-        values = dict(kernel_distances(theta_0, theta_t))
+        values = dict(kernel_distances(theta_0, theta_t), norm_ratio=norm_ratio(theta_0, theta_t))
         values.update(train_loss=stats[-1].train_loss, train_acc=stats[-1].train_accuracy,
                       param_norm=parameter_norm(net), train_seconds=train_seconds, kernel_seconds=kernel_seconds)
         yield TrackStep(epoch, values, checkpoint(theta_0))
+
+
+def norm_ratio(theta_0: torch.Tensor, theta_t: torch.Tensor) -> float:
+    """‖Θ_t‖_F / ‖Θ_0‖_F (NaN when Θ_0 is zero): how much the kernel grew or collapsed. Beside the
+    relative difference it tells a kernel that moved from one that shrank: when ‖Θ_t‖ ≪ ‖Θ_0‖ the
+    relative difference sits at about 1 whatever the architecture, this ratio still ranks them."""
+    scale = float(torch.linalg.vector_norm(theta_0.double()))
+    return math.nan if scale == 0.0 else float(torch.linalg.vector_norm(theta_t.double())) / scale
 
 
 def _log(label: str, epoch: int, epochs: int, values: Mapping[str, Any]) -> None:
@@ -615,7 +624,8 @@ def _log(label: str, epoch: int, epochs: int, values: Mapping[str, Any]) -> None
 
     seconds = (values.get("train_seconds") or 0.0) + (values.get("kernel_seconds") or 0.0)
     log.info(
-        "%s epoch %d/%d: rel_diff %s, corr %s, cos %s, loss %s, acc %s, |θ| %s (%.1f s)",
-        label, epoch, epochs, show("rel_diff", ".4f"), show("kernel_corr", ".4f"), show("kernel_cos", ".4f"),
+        "%s epoch %d/%d: rel_diff %s, norm ratio %s, corr %s, cos %s, loss %s, acc %s, |θ| %s (%.1f s)",
+        label, epoch, epochs, show("rel_diff", ".4f"), show("norm_ratio", ".4g"), show("kernel_corr", ".4f"),
+        show("kernel_cos", ".4f"),
         show("train_loss", ".4f"), show("train_acc", ".2f", "%"), show("param_norm", ".2f"), seconds,
     )
