@@ -8,7 +8,6 @@ manual's docs/reliability.md lists them all).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import sqlite3
@@ -70,12 +69,13 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
 
 def _run_score(args: argparse.Namespace) -> int:
     from ntknas.runs.score_command import score_architecture
-    from ntknas.settings import KernelSettings, from_args
+    from ntknas.settings import KernelSettings, from_args, option_fields
 
     if args.legacy_seed is not None:  # one meaning per flag: --seed draws samples elsewhere
         print("ntknas score: --seed is deprecated, it is the model seed: use --model-seed", file=sys.stderr)
         args.model_seed = args.legacy_seed
-    kernel = dataclasses.asdict(from_args(KernelSettings, args))
+    settings = from_args(KernelSettings, args)
+    kernel = {item.name: getattr(settings, item.name) for item in option_fields(KernelSettings)}
     stages = Stages(enabled=False if args.json else None)
     try:
         outcome = score_architecture(

@@ -26,7 +26,7 @@ from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.inputs import validation as check
 from ntknas.inputs.validation import check_batch_fits
-from ntknas.metrics import DEFAULT_METRICS, MATRIX_FREE_METRICS, check_kernel_choice, get_metric, parse_metric_list
+from ntknas.metrics import DEFAULT_METRICS, MATRIX_FREE_METRICS, get_metric, parse_metric_list
 from ntknas.report.correlation import SummarySpec
 from ntknas.runs.skeleton import LazyData, deadline_after, open_run
 from ntknas.scoring import MetricValue, score_run
@@ -141,12 +141,16 @@ class CorrelateConfig(MeasureSettings):
             raise NtknasError(f"{option('train_epochs')} must list epoch counts >= 0, got {self.train_epochs}")
         default_metrics = MATRIX_FREE_METRICS if self.kernel == "matrix-free" else DEFAULT_METRICS
         metrics = tuple(parse_metric_list(self.metrics if self.metrics is not None else default_metrics))
-        check_kernel_choice(self.kernel, metrics)
+        self.check_metrics(metrics)
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
-        return replace(
+        batch_size = self.batch_size or batch_size
+        resolved = replace(
             self, space=space.name, metrics=metrics, train_epochs=epochs, dataset=info.name,
-            batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
+            batch_size=batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
+        # Every item measures these metrics on one batch of this size: one choice for the run, made
+        # before its identity is, so the folder and each row name the kernel that computed them.
+        return resolved.for_evaluation(metrics, batch_size, self.device)
 
     @property
     def measured_on(self) -> str:
@@ -517,7 +521,8 @@ def measure_architecture(
             seconds=time.perf_counter() - stage_started,
             device=device_name(device),
             info=({"diverged": diverged} if diverged else {})
-            | ({"stderr": errors} if any(errors.values()) else {}),
+            | ({"stderr": errors} if any(errors.values()) else {})
+            | ({"kernel": {"kind": config.kernel, "chosen_by_auto": config.kernel_choice}} if config.kernel_choice else {}),
         )
         yield ItemResult(record, measurements, training_rows)
         training_rows = []

@@ -161,6 +161,8 @@ def run_search(
             "measured_now": {"architectures": counters.measured, "seconds": round(counters.seconds, 3),
                              "from_cache": counters.from_cache, "device": device_name(device)},
         } | ({"warnings": warnings} if warnings else {})
+        if choices := evaluators.kernel_choices():
+            extra["kernel_auto"] = choices
         files = write_search_outputs(run.run_dir, spec, rows, extra)
     return SearchOutcome(
         config=config, rows=rows, records=summarize_search(rows, spec), measured=counters.measured,
@@ -226,6 +228,14 @@ class _Evaluators:
                 )
             self.made[(proxy, epochs)] = made
         return self.made[(proxy, epochs)]
+
+    def kernel_choices(self) -> dict[str, dict[str, str]]:
+        """What ``--kernel auto`` chose for each metric proxy and why (its values are stored under
+        that kernel's identity, so they are shared with runs that named it)."""
+        return {
+            made.label: {"kind": made.config.kernel, "why": made.config.kernel_choice}
+            for made in self.made.values() if isinstance(made, MetricProxy) and made.config.kernel_choice
+        }
 
 
 def _plans(config: SearchConfig, evaluator: _Evaluators) -> list[_SearchPlan]:

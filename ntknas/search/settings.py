@@ -8,7 +8,7 @@ from typing import Any
 from ntknas.data import DatasetInfo
 from ntknas.errors import NtknasError, UnknownNameError, option
 from ntknas.inputs import validation as check
-from ntknas.metrics import check_kernel_choice, get_metric
+from ntknas.metrics import get_metric
 from ntknas.runs.correlate import (
     protocol_defaults,
 )
@@ -120,7 +120,7 @@ class SearchConfig(MeasureSettings):
         metric_proxies = [p for p in proxies if not p.startswith(TABLE_PREFIX)]
         if second_stage and not self.second_proxy.startswith(TABLE_PREFIX):
             metric_proxies.append(self.second_proxy.strip())
-        check_kernel_choice(self.kernel, metric_proxies)
+        self.check_metrics(metric_proxies)
         if self.candidates is None and self.time_budget is None:
             raise NtknasError(f"no budget: give {option('candidates')} N and/or {option('time_budget')} SECONDS")
         if self.candidates is None and any(p.startswith(TABLE_PREFIX) for p in proxies):
