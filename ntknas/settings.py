@@ -126,7 +126,8 @@ class KernelSettings:
     estimator_seed: int = setting(0, flag="--estimator-seed", parse=check.seed,
                                   help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
     kernel_choice: str | None = setting(
-        None, help="why --kernel auto chose ``kernel`` (set by :meth:`for_evaluation`; None when the kernel was named)",
+        None, help="why --kernel auto chose the kernel (set when auto is resolved for an evaluation; None when the "
+                   "kernel was named)",
     )
 
     def __post_init__(self) -> None:

@@ -48,7 +48,7 @@ class KernelNeeds:
     """Some metric is an exact matrix-free sum (knas)."""
 
     @property
-    def any(self) -> bool:
+    def needs_kernel(self) -> bool:
         return self.eigenvalues or self.estimates or self.sums
 
 
@@ -76,7 +76,7 @@ def choose_kernel(needs: KernelNeeds, batch_size: int, device_type: str) -> Kern
     """
     if needs.eigenvalues:
         return KernelChoice(EXACT, "a metric needs the kernel's eigenvalues")
-    if not needs.any:
+    if not needs.needs_kernel:
         return KernelChoice(EXACT, "no metric needs a kernel")
     limit = exact_up_to(device_type, needs)
     what = "trace/fnorm/lga estimates" if needs.estimates else "knas alone"
