@@ -28,8 +28,11 @@ alone), without estimating anything: cheaper than the exact kernel at every batc
 
 EXACT_UP_TO: dict[str, int] = {"cpu": 64, "cuda": 256}
 """The largest batch at which ``auto`` computes trace, fnorm or lga with the exact kernel, by device
-type. cpu: measured by ``perf/kernel_choice.py`` (docs/kernel.md); cuda: estimated, not measured
-(no GPU was available when the rule was set). Device types not listed use the cpu value."""
+type. cpu: measured by ``perf/kernel_choice.py`` (docs/kernel.md): on NB201's small and largest
+cells in train-mode BatchNorm the exact kernel is faster up to B = 64 (1.2x and 1.0x there) and
+matrix-free from B = 128 (1.9x), crossover near B = 65-75. cuda: estimated, not measured (no GPU was
+available when the rule was set): it keeps the exact kernel GPU runs have used at the study's
+B = 256. Device types not listed use the cpu value."""
 
 SUMS_EXACT_UP_TO = 1
 """The largest batch at which ``auto`` computes knas alone with the exact kernel: none that has a
