@@ -8,9 +8,9 @@ import sqlite3
 
 import numpy as np
 import pytest
+import search_toys
 import torch
 
-import search_toys
 from ntknas import build_network
 from ntknas.errors import DataError
 from ntknas.kernel import choice
