@@ -19,6 +19,7 @@ from torch import nn
 
 from ntknas.errors import NtknasError
 from ntknas.kernel import check_bn_mode
+from ntknas.kernel.choice import AUTO, KernelChoice, choose_kernel, device_type, kernel_needs
 from ntknas.kernel.matrix_free import EstimatorSettings
 from ntknas.kernel.precision import ieee_float32
 from ntknas.metrics import (
@@ -54,6 +55,8 @@ class MetricRun:
     values: dict[str, MetricValue]
     kernel_strategy: str | None
     kernel_seconds: float | None
+    kernel_choice: KernelChoice | None = None
+    """What ``kernel="auto"`` chose and why; None when the kernel was named."""
 
 
 class ScoreOptions(TypedDict, total=False):
@@ -84,7 +87,8 @@ def score(
     kernel, a single-class batch) is NaN and its reason is warned; it is never replaced by a
     number. ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the
     Jacobian (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics
-    that need the kernel's eigenvalues.
+    that need the kernel's eigenvalues. ``kernel="auto"`` takes the faster of the two for these
+    metrics, this batch size and device (:func:`choose_kernel_for`).
 
     :func:`score_run` takes the same arguments and returns the details instead: each value or its
     missing reason, standard errors, timings and the kernel strategy that ran.
@@ -122,6 +126,8 @@ def score_run(
     """
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
+    choice = choose_kernel_for(names, inputs.shape[0], inputs.device) if kernel == AUTO else None
+    kernel = choice.kind if choice is not None else kernel
     check_kernel_choice(kernel, names)
     if inputs.shape[0] != targets.shape[0]:
         raise NtknasError(
@@ -158,7 +164,15 @@ def score_run(
             else:
                 results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
     strategy_used, seconds = context.kernel_run
-    return MetricRun(results, strategy_used, seconds)
+    return MetricRun(results, strategy_used, seconds, choice)
+
+
+def choose_kernel_for(metrics: Sequence[str], batch_size: int, device: object) -> KernelChoice:
+    """``--kernel auto``'s choice for an evaluation of ``metrics`` on ``batch_size`` images on
+    ``device`` (:func:`ntknas.kernel.choice.choose_kernel`: the rule and its measured thresholds)."""
+    kernel_metrics = [get_metric(name) for name in metrics]
+    needs = kernel_needs((metric.name, metric.matrix_free) for metric in kernel_metrics if metric.needs_kernel)
+    return choose_kernel(needs, batch_size, device_type(device))
 
 
 def evaluate_metrics(

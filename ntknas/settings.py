@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import Any, Self
 
 import torch
 
 from ntknas.errors import UnknownNameError, option
 from ntknas.inputs import validation as check
 from ntknas.kernel import BN_MODES
+from ntknas.kernel.choice import AUTO
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES, ESTIMATORS, EstimatorSettings
 from ntknas.kernel.ntk import STRATEGIES
-from ntknas.metrics.registry import check_kernel_kind
+from ntknas.metrics.registry import check_kernel_choice, check_kernel_kind
+from ntknas.scoring import choose_kernel_for
 from ntknas.spaces import get_space
 from ntknas.spaces.init import BIAS_INITS, INIT_SPACES, WEIGHT_INITS, InitScheme, init_identity, initialize
 
@@ -40,7 +42,9 @@ IDENTITY_VERSION = 1
 version 1: the layout every release before the version was recorded wrote."""
 
 PROTOCOLS = ("study", "zc")
-KERNEL_KINDS = ("exact", "matrix-free")
+KERNEL_KINDS = ("exact", "matrix-free", AUTO)
+"""What ``--kernel`` accepts: the two ways to compute kernel metrics, and ``auto``, which picks the
+faster of them per evaluation (:mod:`ntknas.kernel.choice`)."""
 
 INIT_HELP = (
     "weight initialization after construction: study (default: NB101 re-initialized as the study "
@@ -101,7 +105,9 @@ class KernelSettings:
         "exact", flag="--kernel", choices=KERNEL_KINDS,
         help="exact: the B×B kernel (every metric); matrix-free: knas and the LGA numerator exact from a few "
              "backward passes, trace/fnorm/lga by a seeded randomized estimate with a standard error, no B×B "
-             "kernel (tenas and ntk_rank need --kernel exact)",
+             "kernel (tenas and ntk_rank need --kernel exact); auto: per evaluation the faster of the two for "
+             "its metrics, batch size and device, by a measured rule (docs/kernel.md; exact whenever a metric "
+             "needs eigenvalues)",
     )
     strategy: str = setting("auto", flag="--strategy", parse=check.nonempty_text,
                             help="kernel strategy: auto | per_sample | batched | loop | adaptive")
@@ -119,10 +125,15 @@ class KernelSettings:
     )
     estimator_seed: int = setting(0, flag="--estimator-seed", parse=check.seed,
                                   help="with --kernel matrix-free: seed of the estimator's random probes (default 0)")
+    kernel_choice: str | None = setting(
+        None, help="why --kernel auto chose the kernel (set when auto is resolved for an evaluation; None when the "
+                   "kernel was named)",
+    )
 
     def __post_init__(self) -> None:
         check_fields(self, [f.name for f in fields(KernelSettings)])
-        check_kernel_kind(self.kernel)
+        if self.kernel != AUTO:
+            check_kernel_kind(self.kernel)
         if self.strategy not in STRATEGIES:
             raise UnknownNameError(f"unknown kernel strategy {self.strategy!r}: use one of {', '.join(STRATEGIES)}")
         self.estimator_settings  # noqa: B018 -- refuses a bad --probes or --estimator on construction
@@ -134,10 +145,27 @@ class KernelSettings:
     @property
     def kernel_identity(self) -> dict[str, Any] | None:
         """The kernel settings that change stored values; None for the exact kernel, so run folders
-        written before ``--kernel`` existed keep their identity."""
+        written before ``--kernel`` existed keep their identity. Measurements are stored under the
+        kind ``auto`` resolved to (:meth:`for_evaluation`), never under ``auto``: an ``auto`` run
+        that chose the exact kernel shares values with ``--kernel exact`` runs and never reuses a
+        matrix-free one. Only a folder that holds several evaluations (a search) records ``auto``."""
         if self.kernel == "exact":
             return None
         return {"kind": self.kernel, **self.estimator_settings.identity()}
+
+    def check_metrics(self, metrics: Sequence[str]) -> None:
+        """Refuse, before any work, a metric the named kernel cannot compute (``auto`` never refuses:
+        it takes the exact kernel for metrics that need eigenvalues)."""
+        if self.kernel != AUTO:
+            check_kernel_choice(self.kernel, list(metrics))
+
+    def for_evaluation(self, metrics: Sequence[str], batch_size: int, device: Any) -> Self:
+        """These settings with ``auto`` resolved for an evaluation of ``metrics`` on ``batch_size``
+        images on ``device`` (the reason kept in ``kernel_choice``); unchanged for a named kernel."""
+        if self.kernel != AUTO:
+            return self
+        choice = choose_kernel_for(metrics, batch_size, device)
+        return dataclasses.replace(self, kernel=choice.kind, kernel_choice=choice.reason)
 
 
 @dataclass(frozen=True)

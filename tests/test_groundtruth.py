@@ -610,3 +610,41 @@ def test_nats_bench_backend_matches_direct(nats_files: tuple[Path, Path]) -> Non
     single, folder = nats_files
     _assert_fixture_table(official.load_official(single, backend="api"))
     _assert_fixture_table(official.load_official(folder, backend="api"))
+
+
+@pytest.mark.parametrize("schedules", ["12", "12,200"])
+def test_export_writes_the_oracle_column_the_study_reads(fixture_pth: Path, tmp_path: Path, schedules: str) -> None:
+    """The documented export of the 12-epoch schedule is a valid --proxy-table: its columns carry
+    the _hp12 suffix, among them the study's ORACLE_COLUMN; 12,200 writes both schedules in one file."""
+    from ntknas.cli import main
+    from ntknas.study.runner import ORACLE_COLUMN
+
+    out = tmp_path / "nb201_export.csv"
+    assert main(["export-benchmark", str(fixture_pth), "--hp", schedules, "--out", str(out)]) == 0
+    with open(out, newline="") as handle:
+        header = next(csv.reader(handle))
+    accuracies = [name for name, _, _ in official.ACCURACY_COLUMNS]
+    twelve = [f"{name}_hp12" for name in accuracies]
+    if "200" in schedules:  # the 200-epoch columns first, then the 12-epoch ones; params_mb once
+        assert header == ["index", "arch_str", *accuracies, "params_mb", *twelve]
+    else:
+        assert header == ["index", "arch_str", *twelve, "params_mb"]
+    oracle = load_benchmark(out, "nb201", ORACLE_COLUMN)
+    for i in range(len(FIXTURE_ARCHS)):
+        expected = _expected(i, "cifar10_valid_valid", epochs=12)
+        assert (i not in oracle) if math.isnan(expected) else oracle.accuracy(i) == expected
+    if "200" in schedules:  # the same file is the --benchmark too, its default target the 200-epoch test accuracy
+        target = load_benchmark(out, "nb201")
+        assert target.target == "cifar10_valid_test"
+        assert target.accuracy(0) == _expected(0, "cifar10_valid_test") != oracle.accuracy(0)
+
+
+def test_export_refuses_an_unknown_schedule(fixture_pth: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from ntknas.cli import main
+
+    out = tmp_path / "nb201.csv"
+    assert main(["export-benchmark", str(fixture_pth), "--hp", "12,90", "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "training schedule (hp) '90'" in error and "12" in error and len(error.splitlines()) == 1
+    assert not out.exists()
+    assert official.parse_schedules("12,200") == official.parse_schedules([200, "12"]) == ("200", "12")

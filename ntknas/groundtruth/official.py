@@ -22,7 +22,10 @@ Columns produced (see :data:`ACCURACY_COLUMNS`): ``cifar10_valid_valid`` (traine
 train half, ``x-valid``), ``cifar10_valid_test`` (same training, CIFAR-10 test set: the API's
 ``cifar10-valid`` "test-accuracy", stored as ``ori-test``; ``x-test`` is used if a file has
 that instead), ``cifar10_test`` (trained on train+valid, ``ori-test``), ``cifar100_test`` and
-``imagenet16_120_test`` (``x-test``), and ``params_mb`` (CIFAR-10 training network).
+``imagenet16_120_test`` (``x-test``), and ``params_mb`` (CIFAR-10 training network). The export
+(:func:`export_benchmark_csv`) names the 12-epoch schedule's accuracy columns with the suffix
+``_hp12`` (``cifar10_valid_valid_hp12``: the oracle column ``ntknas study`` reads), so one file can
+hold both schedules.
 
 Backends. ``"direct"`` reads the files without the official packages. A ``.pth`` is opened
 with ``torch.load(weights_only=True)``; when that refuses because the file holds non-tensor
@@ -57,7 +60,7 @@ import math
 import os
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,6 +85,8 @@ _PARAMS_DATASETS = ("cifar10-valid", "cifar10")
 
 #: Training schedules: NAS-Bench-201 ``.pth`` files key them 'full'/'less', NATS-Bench '200'/'12'.
 SCHEDULES: Mapping[str, tuple[str, ...]] = {"200": ("200", "full"), "12": ("12", "less")}
+#: What an exported accuracy column's name ends in, by schedule (see :func:`schedule_column`).
+SCHEDULE_SUFFIXES: Mapping[str, str] = {"200": "", "12": "_hp12"}
 BACKENDS = ("auto", "direct", "api")
 
 WHERE_TO_GET = (
@@ -182,28 +187,59 @@ def export_benchmark_csv(
     official_path: str | os.PathLike[str],
     out_csv: str | os.PathLike[str],
     *,
-    hp: str | int = "200",
+    hp: str | int | Sequence[str | int] = "200",
     backend: str = "auto",
 ) -> Path:
     """Write the compact CSV that :func:`ntknas.groundtruth.benchmark.load_benchmark` reads.
 
     Columns: ``index, arch_str`` and then, where the file has any value for them,
     ``cifar10_valid_valid, cifar10_valid_test, cifar10_test, cifar100_test,
-    imagenet16_120_test, params_mb``. Floats are written with ``repr`` so they read back
-    exactly; a missing result is an empty cell. Returns the path written.
+    imagenet16_120_test, params_mb``. ``hp`` names the training schedules: ``"200"`` (default),
+    ``"12"`` or both (``"12,200"`` or a sequence), one file; each schedule's accuracy columns carry
+    its suffix (:func:`schedule_column`: none for 200 epochs, ``_hp12`` for 12, the name
+    ``ntknas study`` reads its oracle column under), ``params_mb`` is written once. The file is
+    read once per schedule. Floats are written with ``repr`` so they read back exactly; a missing
+    result is an empty cell. Returns the path written.
     """
-    table = load_official(official_path, hp=hp, backend=backend)
+    schedules = parse_schedules(hp)
+    columns: dict[str, np.ndarray] = {}
+    arch_strings: list[str] | None = None
+    for schedule in schedules:
+        table = load_official(official_path, hp=schedule, backend=backend)
+        if arch_strings is not None and table.arch_strings != arch_strings:
+            raise DataError(f"{table.source}: its schedules list different architectures; the file is corrupt, download it again")
+        arch_strings = table.arch_strings
+        for name, values in table.columns.items():
+            if np.isfinite(values).any():
+                columns.setdefault(schedule_column(name, schedule), values)
+    assert arch_strings is not None
     out = Path(out_csv)
-    names = [name for name, values in table.columns.items() if np.isfinite(values).any()]
     output_folder(out.parent, "the output file's folder")
     # Written whole or not at all: a full disk leaves the previous file, and the error names this one.
     with atomic_text(out) as handle:
         writer = csv.writer(handle)
-        writer.writerow(["index", "arch_str", *names])
-        for i, arch in enumerate(table.arch_strings):
-            cells = [_format_float(table.columns[name][i]) for name in names]
-            writer.writerow([i, arch, *cells])
+        writer.writerow(["index", "arch_str", *columns])
+        for i, arch in enumerate(arch_strings):
+            writer.writerow([i, arch, *(_format_float(values[i]) for values in columns.values())])
     return out
+
+
+def parse_schedules(hp: str | int | Sequence[str | int]) -> tuple[str, ...]:
+    """The training schedules of ``hp`` (``"12"``, ``200``, ``"12,200"``, ``["12", "200"]``), each
+    checked, in the order :data:`SCHEDULES` lists them (200 first)."""
+    given = str(hp).split(",") if isinstance(hp, (str, int)) else [str(item) for item in hp]
+    named = {_check_choice(item.strip(), SCHEDULES, "training schedule (hp)") for item in given if item.strip()}
+    if not named:
+        raise UnknownNameError(f"no training schedule (hp) given: use {', '.join(SCHEDULES)} or both, e.g. 12,200")
+    return tuple(schedule for schedule in SCHEDULES if schedule in named)
+
+
+def schedule_column(column: str, hp: str) -> str:
+    """The exported name of ``column`` under schedule ``hp``: accuracies of the 12-epoch schedule
+    end in ``_hp12`` (so one file holds both schedules); ``params_mb`` is the network's, unsuffixed."""
+    if column == PARAMS_COLUMN:
+        return column
+    return column + SCHEDULE_SUFFIXES[hp]
 
 
 def _format_float(value: float) -> str:

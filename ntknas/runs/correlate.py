@@ -30,7 +30,6 @@ from ntknas.metrics import (
     DEFAULT_METRICS,
     MATRIX_FREE_METRICS,
     aggregate_definitions,
-    check_kernel_choice,
     get_metric,
     parse_metric_list,
     per_network_metrics,
@@ -149,12 +148,16 @@ class CorrelateConfig(MeasureSettings):
             raise NtknasError(f"{option('train_epochs')} must list epoch counts >= 0, got {self.train_epochs}")
         default_metrics = MATRIX_FREE_METRICS if self.kernel == "matrix-free" else DEFAULT_METRICS
         metrics = tuple(parse_metric_list(self.metrics if self.metrics is not None else default_metrics))
-        check_kernel_choice(self.kernel, metrics)
+        self.check_metrics(metrics)
         batch_size, seed = protocol_defaults(self.protocol, space.name, info)
-        return replace(
+        batch_size = self.batch_size or batch_size
+        resolved = replace(
             self, space=space.name, metrics=metrics, train_epochs=epochs, dataset=info.name,
-            batch_size=self.batch_size or batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
+            batch_size=batch_size, model_seed=seed if self.model_seed is None else self.model_seed,
         )
+        # Every item measures these metrics on one batch of this size: one choice for the run, made
+        # before its identity is, so the folder and each row name the kernel that computed them.
+        return resolved.for_evaluation(metrics, batch_size, self.device)
 
     @property
     def measured_on(self) -> str:
@@ -526,7 +529,8 @@ def measure_architecture(
             seconds=time.perf_counter() - stage_started,
             device=device_name(device),
             info=({"diverged": diverged} if diverged else {})
-            | ({"stderr": errors} if any(errors.values()) else {}),
+            | ({"stderr": errors} if any(errors.values()) else {})
+            | ({"kernel": {"kind": config.kernel, "chosen_by_auto": config.kernel_choice}} if config.kernel_choice else {}),
         )
         yield ItemResult(record, measurements, training_rows)
         training_rows = []

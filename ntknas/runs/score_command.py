@@ -18,7 +18,7 @@ from ntknas.execution.runtime import device_name, resolve_device
 from ntknas.inputs.validation import check_batch_fits, flagged, nonempty_text, optional, positive_int
 from ntknas.inputs.validation import seed as check_seed
 from ntknas.kernel.matrix_free import DEFAULT_ESTIMATOR, DEFAULT_PROBES
-from ntknas.metrics import DEFAULT_METRICS, check_kernel_choice, get_metric, parse_metric_list
+from ntknas.metrics import DEFAULT_METRICS, get_metric, parse_metric_list
 from ntknas.scoring import MetricValue, score_run
 from ntknas.settings import KernelSettings, network_builder
 from ntknas.spaces import get_space
@@ -39,6 +39,8 @@ class ScoreOutcome:
     values: dict[str, MetricValue]
     estimator: dict[str, Any] | None = None
     """The matrix-free kernel's estimator settings; None for the exact kernel."""
+    kernel_choice: str | None = None
+    """Why ``--kernel auto`` chose the kernel it did; None when the kernel was named."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class ScoreOutcome:
                 "kernel": self.estimator,
                 "stderr": {name: v.stderr for name, v in self.values.items() if v.stderr is not None},
             }),
+            **({} if self.kernel_choice is None else {"kernel_choice": self.kernel_choice}),
         }
 
     def as_text(self) -> str:
@@ -59,6 +62,9 @@ class ScoreOutcome:
             f"batch: {self.batch}; BatchNorm: {self.bn_mode}; kernel strategy: {self.strategy}; "
             f"device: {self.device}; {self.seconds:.2f} s",
         ]
+        if self.kernel_choice is not None:
+            kind = "exact" if self.estimator is None else "matrix-free"
+            lines.append(f"--kernel auto chose {kind}: {self.kernel_choice}")
         if self.estimator is not None:
             lines.append(
                 f"matrix-free kernel: {self.estimator['estimator']}, {self.estimator['probes']} probes, "
@@ -211,7 +217,7 @@ def score_architecture(
     kernel_settings = KernelSettings(kernel=kernel, strategy=strategy, chunk_size=chunk_size, probes=probes,
                                      estimator=estimator, estimator_seed=estimator_seed)
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
-    check_kernel_choice(kernel, names)
+    kernel_settings.check_metrics(names)
     target_device = resolve_device(device)
     build_arg, key, arch_index = resolve_architecture(space, arch, index, benchmark)
     stage("reading the batch")
@@ -224,16 +230,17 @@ def score_architecture(
     build = network_builder(measured_space.name, num_classes, measured_space.options_with(variant=variant), init, bias_init)
     net = build(build_arg).to(target_device)
     inputs, targets = inputs.to(target_device), targets.to(target_device)
-    kind = "matrix-free estimates" if kernel == "matrix-free" else "the exact kernel"
+    kernel_settings = kernel_settings.for_evaluation(names, len(targets), target_device)
+    kind = "matrix-free estimates" if kernel_settings.kernel == "matrix-free" else "the exact kernel"
     stage(f"computing {', '.join(names)} on {len(targets)} images ({kind}, BatchNorm {bn_mode})")
     started = time.perf_counter()
     run = score_run(
         net, inputs, targets, metrics, bn_mode, params=params, strategy=strategy, chunk_size=chunk_size,
-        kernel=kernel, estimator=kernel_settings.estimator_settings, seed=seed,
+        kernel=kernel_settings.kernel, estimator=kernel_settings.estimator_settings, seed=seed,
     )
     seconds = time.perf_counter() - started
     return ScoreOutcome(
         space, key, arch_index, description, bn_mode, run.kernel_strategy or "none (no kernel metric)",
         device_name(target_device), seconds, run.values,
-        kernel_settings.kernel_identity,
+        kernel_settings.kernel_identity, kernel_settings.kernel_choice,
     )
