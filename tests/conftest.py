@@ -5,21 +5,32 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_data import NB101_TABLE, NB201_ACCURACIES, NB201_SUPPLEMENTARY, shared_file  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"real data folder {SHARED_DATA} is not present")
-    return SHARED_DATA
+    """The real data folder (skips, or fails under NTKNAS_REQUIRE_SHARED=1, when it is absent)."""
+    return shared_file("")
 
 
-@pytest.fixture(scope="module")
-def nb201_csv(shared_data) -> Path:
+@pytest.fixture(scope="session")
+def nb201_csv() -> Path:
     """The real NAS-Bench-201 accuracy table."""
-    return shared_data / "nb201" / "nb201_accuracies.csv"
+    return shared_file(NB201_ACCURACIES)
+
+
+@pytest.fixture(scope="session")
+def nb201_supplementary_csv() -> Path:
+    """The real NAS-Bench-201 supplementary columns (published proxies, the tracking bands)."""
+    return shared_file(NB201_SUPPLEMENTARY)
+
+
+@pytest.fixture(scope="session")
+def nb101_npz() -> Path:
+    """The real NAS-Bench-101 table of all 423,624 cells."""
+    return shared_file(NB101_TABLE)
 
 
 @pytest.fixture(scope="module")
