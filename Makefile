@@ -7,6 +7,10 @@ STAMP := $(VENV)/.ntknas-installed
 # serves (on Linux, PyPI's is the CUDA build). `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`
 # picks the CPU build; it applies when .venv is created (`make clean` first to switch).
 TORCH_INDEX ?=
+# The suite runs on every core (pytest-xdist; each worker gets its share of torch threads, see
+# tests/conftest.py), a test module per worker so that module fixtures are built once.
+# `make test PYTEST_WORKERS=` runs it in one process.
+PYTEST_WORKERS ?= -n auto --dist loadfile
 
 .PHONY: demo test setup docs clean
 
@@ -27,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/mypy ntknas
 	$(BIN)/lint-imports
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

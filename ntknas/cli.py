@@ -200,9 +200,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
     print(demo_preamble(config))
-    progress = Progress("archs")
-    outcome = run_demo(args.out, config, on_progress=progress)
-    progress.close()
+    training, measuring = Progress("cells", activity="training"), Progress("archs")
+    outcome = run_demo(args.out, config, on_progress=measuring, on_training=training)
+    training.close()
+    measuring.close()
     print()
     print((outcome.run_dir / "summary.md").read_text())
     search = run_demo_search(args.out, config)

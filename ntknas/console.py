@@ -10,13 +10,15 @@ from typing import Any
 
 class Progress:
     """Renders a :data:`~ntknas.execution.progress.ProgressHook`; ``enabled=None`` shows a bar
-    only when stderr is a terminal (plain lines every 30 s otherwise), ``False`` shows nothing."""
+    only when stderr is a terminal (plain lines every 30 s otherwise), ``False`` shows nothing.
+    ``activity`` names what the items undergo ("measuring", "training") in the first line and bar."""
 
     LOG_EVERY_SECONDS = 30.0
 
-    def __init__(self, unit: str, enabled: bool | None = None) -> None:
+    def __init__(self, unit: str, enabled: bool | None = None, activity: str = "measuring") -> None:
         self.unit = unit
         self.enabled = enabled
+        self.activity = activity
         self.total = 0
         self.count = 0
         self.started = time.perf_counter()
@@ -37,9 +39,9 @@ class Progress:
         if interactive:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=total, unit=f" {self.unit}", dynamic_ncols=True, file=sys.stderr)
+            self._bar = tqdm(total=total, desc=self.activity, unit=f" {self.unit}", dynamic_ncols=True, file=sys.stderr)
         elif self.enabled is None:
-            print(f"measuring {total} {self.unit}", file=sys.stderr, flush=True)
+            print(f"{self.activity} {total} {self.unit}", file=sys.stderr, flush=True)
 
     def _advance(self, label: str) -> None:
         self.count += 1
@@ -57,7 +59,7 @@ class Progress:
         rate = self.count / elapsed if elapsed > 0 else 0.0
         remaining = (self.total - self.count) / rate if rate > 0 else float("nan")
         print(
-            f"{self.count}/{self.total} {self.unit} done, {rate:.3f} {self.unit}/s, "
+            f"{self.activity}: {self.count}/{self.total} {self.unit} done, {rate:.3f} {self.unit}/s, "
             f"elapsed {elapsed:.0f} s, ETA {remaining:.0f} s",
             file=sys.stderr,
             flush=True,

@@ -24,10 +24,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures_data import TINY_NB201  # noqa: E402
+from real_data import NB201_ACCURACIES, SHARED_DATA  # noqa: E402
 
 from ntknas.cli import main  # noqa: E402
 
-SHARED_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201" / "nb201_accuracies.csv"
 RUN_FILES = ("results.sqlite", "scores.csv", "summary.json", "summary.md")
 
 C = "correlate --dataset digits --benchmark {bench} --archs 0:3 --out {run}"
@@ -116,10 +116,10 @@ CASES: list[tuple[str, str, int, str]] = [
 ]
 
 
-def build_fixtures(folder: Path) -> dict[str, str]:
-    """The files the rows name, written into ``folder``."""
+def build_fixtures(folder: Path, benchmark: Path) -> dict[str, str]:
+    """The files the rows name, written into ``folder`` (tables cut from the real ``benchmark``)."""
     folder.mkdir(parents=True, exist_ok=True)
-    with SHARED_CSV.open(newline="") as handle:
+    with benchmark.open(newline="") as handle:
         rows = list(csv.reader(handle))[:31]
     header = rows[0]
     target = header.index("cifar10_valid_test")
@@ -199,10 +199,8 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory) -> dict[str, str]:
-    if not SHARED_CSV.is_file():
-        pytest.skip(f"real data file {SHARED_CSV} is not present")
-    made = build_fixtures(tmp_path_factory.mktemp("bad_input"))
+def files(tmp_path_factory, nb201_csv) -> dict[str, str]:
+    made = build_fixtures(tmp_path_factory.mktemp("bad_input"), nb201_csv)
     make_run(made)
     return made
 
@@ -333,7 +331,7 @@ if __name__ == "__main__":  # the bad-input table, as markdown
 
     logging.disable(logging.CRITICAL)
     with tempfile.TemporaryDirectory() as scratch:
-        made = build_fixtures(Path(scratch))
+        made = build_fixtures(Path(scratch), SHARED_DATA / NB201_ACCURACIES)
         make_run(made)
         logging.disable(logging.NOTSET)
         print("| kind | command | exit status | message |\n|---|---|---|---|")

@@ -4,8 +4,10 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from ntknas.cli import main
+from ntknas.console import Progress
 from ntknas.runs.demo import DemoConfig, run_demo
 
 
@@ -75,10 +77,32 @@ def test_usage_error_is_one_line(capsys):
 
 def test_demo_miniature_end_to_end(tmp_path):
     config = DemoConfig(archs=3, train_epochs=1, batch_size=8)
-    outcome = run_demo(tmp_path / "demo", config)
+    threads_before = torch.get_num_threads()
+    phases: list[tuple[str, int, int, int]] = []
+
+    def follow(phase):
+        return lambda done, total, key: phases.append((phase, done, total, torch.get_num_threads()))
+
+    outcome = run_demo(tmp_path / "demo", config, on_progress=follow("measuring"), on_training=follow("training"))
     assert outcome.measured == 3
+    # Training reports first, on its own hook, then measuring; both on the demo's one thread.
+    assert [(phase, done, total) for phase, done, total, _ in phases] == [
+        ("training", done, 3) for done in range(4)] + [("measuring", done, 3) for done in range(4)]
+    assert {threads for *_, threads in phases} == {config.threads} == {1}
+    assert torch.get_num_threads() == threads_before
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert {r["bn"] for r in summary} == {"train", "eval"} and all(r["n"] == 3 for r in summary)
     assert (tmp_path / "demo" / "demo_groundtruth.json").is_file()
     again = run_demo(tmp_path / "demo", config)
     assert again.measured == 0
+
+
+@pytest.mark.parametrize("activity", ["training", "measuring"])
+def test_progress_names_its_activity_off_a_terminal(capsys, activity):
+    progress = Progress("cells", activity=activity)  # stderr is captured: plain lines, not a bar
+    progress(0, 2, "")
+    progress(1, 2, "a")
+    progress(2, 2, "b")
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == f"{activity} 2 cells"
+    assert lines[-1].startswith(f"{activity}: 2/2 cells done")

@@ -23,6 +23,7 @@ from fixtures_data import (
     write_imagenet16_batch,
     write_py2_pickle,
 )
+from real_data import CIFAR10_EXACT_PNG, CIFAR10_JPEG, MAKE_CIFAR10, shared_file
 
 from ntknas.data.batches import augment, draw_batch, epoch_batches, first_images, label_sorted_batch, normalize
 from ntknas.data.datasets import (
@@ -37,8 +38,6 @@ from ntknas.data.datasets import (
 from ntknas.data.digits import load_digits_dataset
 from ntknas.data.safe_pickle import safe_load, safe_loads
 from ntknas.errors import DataError, NtknasError, UnknownNameError
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def assert_one_line(error: pytest.ExceptionInfo, *fragments: str) -> None:
@@ -335,9 +334,7 @@ def test_unknown_split_and_dataset(tmp_path):
 @pytest.fixture(scope="module")
 def real_cifar_root(tmp_path_factory) -> Path:
     pytest.importorskip("PIL")
-    script = SHARED_DATA / "make_cifar10.py"
-    if not script.is_file():
-        pytest.skip(f"real data folder {SHARED_DATA} is not present")
+    script = shared_file(MAKE_CIFAR10)
     root = tmp_path_factory.mktemp("real_cifar")
     subprocess.run([sys.executable, str(script), str(root), "--per-class", "5"], check=True, capture_output=True)
     return root
@@ -359,8 +356,8 @@ def test_real_cifar10_pixels_match_exact_test_images(real_cifar_root):
     make_cifar10.py names each image ``<class>_test_<k>.png`` with k its rank within its class
     in the official test order; the first 20 official test images all have k < 5.
     """
-    exact = np.load(SHARED_DATA / "images" / "cifar10_test_first20_exact_png.npz")
-    classes = [str(c) for c in np.load(SHARED_DATA / "images" / "cifar10_jpeg.npz")["classes"]]
+    exact = np.load(shared_file(CIFAR10_EXACT_PNG))
+    classes = [str(c) for c in np.load(shared_file(CIFAR10_JPEG))["classes"]]
     ds = load_dataset("cifar10", real_cifar_root, "test")
     names = [n.decode() for n in safe_load(real_cifar_root / "cifar-10-batches-py" / "test_batch")[b"filenames"]]
     assert exact["test_index"].tolist() == list(range(20))

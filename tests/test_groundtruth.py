@@ -19,11 +19,6 @@ from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.groundtruth import official
 from ntknas.groundtruth.benchmark import Benchmark, canonical_arch_string, load_benchmark
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NB201_CSV = DATA / "nb201" / "nb201_accuracies.csv"
-NB201_SUPP = DATA / "nb201" / "nb201_supplementary.csv"
-NB101_NPZ = DATA / "nb101" / "nb101_108ep_test_seed0.npz"
-
 # SPEC §4.1: the official index 0.
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 # data README: the official NAS-Bench-101 example hash.
@@ -38,13 +33,13 @@ def _csv_column(path: Path, name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def nb201() -> Benchmark:
-    return load_benchmark(NB201_CSV, "nb201")
+def nb201(nb201_csv: Path) -> Benchmark:
+    return load_benchmark(nb201_csv, "nb201")
 
 
 @pytest.fixture(scope="module")
-def nb101() -> Benchmark:
-    return load_benchmark(NB101_NPZ, "nb101")
+def nb101(nb101_npz: Path) -> Benchmark:
+    return load_benchmark(nb101_npz, "nb101")
 
 
 # --------------------------------------------------------------------------------------------
@@ -52,8 +47,8 @@ def nb101() -> Benchmark:
 # --------------------------------------------------------------------------------------------
 
 
-def test_nb201_csv_facts(nb201: Benchmark) -> None:
-    assert len(nb201) == len(_csv_column(NB201_CSV, "index")) == 15625
+def test_nb201_csv_facts(nb201: Benchmark, nb201_csv: Path) -> None:
+    assert len(nb201) == len(_csv_column(nb201_csv, "index")) == 15625
     assert nb201.space == "nb201"
     assert nb201.target == "cifar10_valid_test"  # the default when present
     assert "op_codes" not in nb201.targets and "index" not in nb201.targets
@@ -65,9 +60,9 @@ def test_nb201_csv_facts(nb201: Benchmark) -> None:
     assert nb201.fraction_columns == ()  # NB201 is stored in percent and exposed as stored
 
 
-def test_nb201_keys_resolve_by_index_and_string(nb201: Benchmark) -> None:
-    strings = _csv_column(NB201_CSV, "arch_str")
-    values = [float(v) for v in _csv_column(NB201_CSV, "cifar10_valid_test")]
+def test_nb201_keys_resolve_by_index_and_string(nb201: Benchmark, nb201_csv: Path) -> None:
+    strings = _csv_column(nb201_csv, "arch_str")
+    values = [float(v) for v in _csv_column(nb201_csv, "cifar10_valid_test")]
     for i in (0, 1, 777, 15624):
         assert nb201.accuracy(i) == values[i]
         assert nb201.accuracy(np.int64(i)) == values[i]
@@ -83,20 +78,20 @@ def test_nb201_keys_resolve_by_index_and_string(nb201: Benchmark) -> None:
     np.testing.assert_array_equal(nb201.accuracies([3, 2]), [values[3], values[2]])
 
 
-def test_nb201_target_selection(nb201: Benchmark) -> None:
-    values = [float(v) for v in _csv_column(NB201_CSV, "cifar100_test")]
-    c100 = load_benchmark(NB201_CSV, "nb201", target="cifar100_test")
+def test_nb201_target_selection(nb201: Benchmark, nb201_csv: Path) -> None:
+    values = [float(v) for v in _csv_column(nb201_csv, "cifar100_test")]
+    c100 = load_benchmark(nb201_csv, "nb201", target="cifar100_test")
     assert c100.target == "cifar100_test" and c100.accuracy(5) == values[5]
     assert nb201.with_target("cifar100_test").accuracy(5) == values[5]
     assert nb201.target == "cifar10_valid_test"  # with_target does not mutate
 
 
-def test_supplementary_needs_explicit_target_and_reports_missing_values() -> None:
+def test_supplementary_needs_explicit_target_and_reports_missing_values(nb201_supplementary_csv: Path) -> None:
     with pytest.raises(UnknownNameError, match="no default target column.*cifar10_test_ntksubset"):
-        load_benchmark(NB201_SUPP, "nb201")
-    band = load_benchmark(NB201_SUPP, "nb201", target="cifar10_test_ntksubset")
+        load_benchmark(nb201_supplementary_csv, "nb201")
+    band = load_benchmark(nb201_supplementary_csv, "nb201", target="cifar10_test_ntksubset")
     present = band.keys(finite_only=True)
-    cells = _csv_column(NB201_SUPP, "cifar10_test_ntksubset")
+    cells = _csv_column(nb201_supplementary_csv, "cifar10_test_ntksubset")
     assert len(present) == sum(1 for c in cells if c.strip())
     absent = next(i for i, c in enumerate(cells) if not c.strip())
     assert absent not in band and present[0] in band
@@ -109,8 +104,8 @@ def test_supplementary_needs_explicit_target_and_reports_missing_values() -> Non
 # --------------------------------------------------------------------------------------------
 
 
-def test_nb101_npz_example_hash(nb101: Benchmark) -> None:
-    with np.load(NB101_NPZ) as raw:
+def test_nb101_npz_example_hash(nb101: Benchmark, nb101_npz: Path) -> None:
+    with np.load(nb101_npz) as raw:
         n = len(raw["hash"])
         row = int(np.flatnonzero(raw["hash"] == EXAMPLE_HASH.encode())[0])
         stored = float(raw["test_acc_seed0"][row])
@@ -129,8 +124,8 @@ def test_nb101_npz_example_hash(nb101: Benchmark) -> None:
     assert ops[0] == "input" and ops[-1] == "output"
 
 
-def test_nb101_spec_trims_padding(nb101: Benchmark) -> None:
-    with np.load(NB101_NPZ) as raw:
+def test_nb101_spec_trims_padding(nb101: Benchmark, nb101_npz: Path) -> None:
+    with np.load(nb101_npz) as raw:
         row = int(np.flatnonzero(raw["num_vertices"] == 5)[0])
         key = raw["hash"][row].decode()
         codes = raw["ops"][row]
@@ -231,10 +226,10 @@ def test_binary_garbage_csv_and_npz(tmp_path: Path) -> None:
         load_benchmark(tmp_path / "bad.npz", "nb101")
 
 
-def test_unknown_target_lists_available(nb201: Benchmark) -> None:
+def test_unknown_target_lists_available(nb201: Benchmark, nb201_csv: Path) -> None:
     message = "unknown target column 'cifar11_test'.*cifar10_test, cifar100_test"
     with pytest.raises(UnknownNameError, match=message):
-        load_benchmark(NB201_CSV, "nb201", target="cifar11_test")
+        load_benchmark(nb201_csv, "nb201", target="cifar11_test")
     with pytest.raises(UnknownNameError, match="available targets are"):
         nb201.with_target("nope")
 
@@ -256,13 +251,13 @@ def test_unknown_key(nb201: Benchmark, nb101: Benchmark) -> None:
         nb101.arch_string(0)
 
 
-def test_wrong_space_and_unknown_space(tmp_path: Path) -> None:
+def test_wrong_space_and_unknown_space(tmp_path: Path, nb201_csv: Path, nb101_npz: Path) -> None:
     with pytest.raises(DataError, match="NAS-Bench-201 table .* use space='nb201'"):
-        load_benchmark(NB201_CSV, "nb101")
+        load_benchmark(nb201_csv, "nb101")
     with pytest.raises(DataError, match="NAS-Bench-101 table .* use space='nb101'"):
-        load_benchmark(NB101_NPZ, "nb201")
+        load_benchmark(nb101_npz, "nb201")
     with pytest.raises(UnknownNameError, match="use one of nb201, nb101"):
-        load_benchmark(NB201_CSV, "nb301")
+        load_benchmark(nb201_csv, "nb301")
     other = tmp_path / "bench.json"
     other.write_text("{}")
     with pytest.raises(DataError, match="unsupported benchmark file type"):

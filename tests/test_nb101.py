@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,9 +22,6 @@ from ntknas.spaces.nb101 import (
     nb101_hash,
     spec_from_npz,
 )
-
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-NPZ = DATA / "nb101" / "nb101_108ep_test_seed0.npz"
 
 C3, C1, MP = "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3"
 
@@ -207,10 +203,8 @@ def test_official_example_hash() -> None:
     assert NB101Spec(OFFICIAL_ADJ, OFFICIAL_OPS).hash == OFFICIAL_HASH
 
 
-def test_hash_matches_table_sample() -> None:
-    if not NPZ.exists():
-        pytest.fail(f"missing shared data file {NPZ}")
-    with np.load(NPZ) as data:
+def test_hash_matches_table_sample(nb101_npz) -> None:
+    with np.load(nb101_npz) as data:
         hashes, adjacency, ops = data["hash"], data["adjacency"], data["ops"]
     rng = np.random.default_rng(101)
     rows = rng.choice(len(hashes), size=NPZ_SAMPLE_SIZE, replace=False)

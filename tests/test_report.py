@@ -154,13 +154,11 @@ def test_report_bad_input_is_one_line(runs, tmp_path, capsys):
         write_report([])
 
 
-def test_the_summary_says_why_a_correlation_is_missing(tmp_path, capsys):
+def test_the_summary_says_why_a_correlation_is_missing(tmp_path, capsys, nb201_csv):
     """Issue 22.10: --init zero leaves a constant knas and no LGA; summary.md says so and why."""
     from ntknas.cli import main
 
-    benchmark = Path(__file__).resolve().parents[2] / "shared" / "data" / "nb201" / "nb201_accuracies.csv"
-    if not benchmark.is_file():
-        pytest.skip("needs ../shared/data")
+    benchmark = nb201_csv
     out = tmp_path / "zero"
     assert main(["correlate", "--dataset", "digits", "--benchmark", str(benchmark), "--archs", "0:4",
                  "--batch-size", "4", "--bn", "train", "--metrics", "knas,lga", "--init", "zero",

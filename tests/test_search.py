@@ -487,16 +487,14 @@ def test_the_target_as_its_own_proxy_is_named_an_upper_bound(space, table, tmp_p
     assert "never used for guidance" in (tmp_path / "clean" / "summary.md").read_text()
 
 
-def test_rea_on_a_partial_nb101_table_proposes_only_its_rows(tmp_path):
+def test_rea_on_a_partial_nb101_table_proposes_only_its_rows(tmp_path, nb101_npz):
     """Issue 22.10: mutating a cell of a partial NB101 table gives a cell of the table, so REA
     never chooses a cell with no reported accuracy."""
     from ntknas.groundtruth import load_benchmark
     from ntknas.search.driver import TableProposals
     from ntknas.spaces import get_space
 
-    full = REPO.parent / "shared" / "data" / "nb101" / "nb101_108ep_test_seed0.npz"
-    if not full.is_file():
-        pytest.skip("needs ../shared/data")
+    full = nb101_npz
     with np.load(full) as data:
         rows = np.sort(np.random.default_rng(0).choice(len(data["hash"]), size=60, replace=False))
         np.savez(tmp_path / "part.npz", **{n: data[n] if n == "op_code_legend" else data[n][rows] for n in data.files})

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import platform
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
@@ -18,6 +20,20 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise NtknasError(f"{option('device')} {name} asked for, but this torch sees no CUDA GPU: use {option('device')} cpu")
     return device
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Torch's intra-op CPU threads set to ``count`` inside the block (None: left as they are),
+    restored after. Miniature networks run fastest on one: with more, torch's threads spin-wait
+    on every tiny operation and the cores do little else."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def device_name(device: torch.device) -> str:
