@@ -153,7 +153,7 @@ class MeasureSettings(KernelSettings):
     dataset: str = setting("cifar10", flag="--dataset", parse=check.nonempty_text, identity=True,
                            help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     protocol: str = setting("study", flag="--protocol", choices=PROTOCOLS, identity=True,
-                            help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
+                            help="study (the study's protocol, docs/protocol.md) or zc (zero-cost papers: batch 64)")
     batch_size: int | None = setting(
         None, flag="--batch-size", parse=check.positive_int, identity=True,
         help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)",
