@@ -67,6 +67,7 @@ class ScoreOptions(TypedDict, total=False):
     eigen_cutoff: float | None
     kernel: str
     estimator: EstimatorSettings | None
+    device: str | torch.device | None
 
 
 def score(
@@ -79,7 +80,9 @@ def score(
 ) -> dict[str, float]:
     """Score one network on one batch: metric name → value.
 
-    Metrics that share the NTK compute it once. A metric that cannot be computed (a non-finite
+    ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) moves the network (in place, as
+    :meth:`torch.nn.Module.to` does) and the batch there; by default the batch moves to the
+    network's device. Metrics that share the NTK compute it once. A metric that cannot be computed (a non-finite
     kernel, a single-class batch) is NaN and its reason is warned; it is never replaced by a
     number. ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the
     Jacobian (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics
@@ -109,6 +112,7 @@ def score_run(
     eigen_cutoff: float | None = None,
     kernel: str = "exact",
     estimator: EstimatorSettings | None = None,
+    device: str | torch.device | None = None,
 ) -> MetricRun:
     """:func:`score` with the details: each metric a :class:`MetricValue` (value or missing
     reason, seconds, standard error), and how the kernel was computed.
@@ -122,6 +126,7 @@ def score_run(
         raise NtknasError(
             f"{inputs.shape[0]} inputs but {targets.shape[0]} targets: give one label per image"
         )
+    net, inputs, targets = on_one_device(net, inputs, targets, device)
     context = MetricContext(
         net=net,
         inputs=inputs,
@@ -153,6 +158,33 @@ def score_run(
                 results[name] = MetricValue(None, f"{name} is not finite ({value})", elapsed)
     strategy_used, seconds = context.kernel_run
     return MetricRun(results, strategy_used, seconds)
+
+
+def network_device(net: nn.Module) -> torch.device:
+    """Where the network's parameters (else its buffers) live; the CPU for one with neither."""
+    for tensor in (*net.parameters(), *net.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def on_one_device(
+    net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, device: str | torch.device | None
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The network and the batch on ``device`` (default: the network's own), the network moved in
+    place. A device this machine lacks is a one-line error."""
+    if device is None:
+        target = network_device(net)
+    else:
+        try:
+            target = torch.device(device)
+            torch.empty(0, device=target)  # a CUDA device on a machine without one fails here
+        except (RuntimeError, AssertionError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NtknasError(
+                f"device {device!r} cannot be used here ({first_line}): use 'cpu' or a device this machine has"
+            ) from None
+        net.to(target)
+    return net, inputs.to(target), targets.to(target)
 
 
 def evaluate_metrics(
