@@ -221,7 +221,7 @@ def study_batch(
     seed: int = 42,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The study's measurement batch (SPEC §3.1): ``batch_size`` (default the dataset's: 256, 512
+    """The study's measurement batch (see docs/protocol.md, "Experiment 1"): ``batch_size`` (default the dataset's: 256, 512
     for ImageNet16-120) augmented training images drawn with ``seed``, normalized, on ``device``."""
     from ntknas.data import draw_batch, load_for_run
 

@@ -145,7 +145,7 @@ class MeasureSettings(KernelSettings):
     """What is measured and how: the settings a stored measurement depends on.
 
     ``None`` for ``batch_size`` or ``model_seed`` means "the protocol's" until :meth:`resolved_measure`
-    fills it in (SPEC §3.1: the dataset's batch, seed 42; NB101 batch 64, seed 1; ``zc``: 64, 42).
+    fills it in (see docs/protocol.md, "Experiment 1": the dataset's batch, seed 42; NB101 batch 64, seed 1; ``zc``: 64, 42).
     """
 
     space: str = setting("nb201", flag="--space", parse=check.nonempty_text, identity=True,

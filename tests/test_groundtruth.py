@@ -24,7 +24,7 @@ NB201_CSV = DATA / "nb201" / "nb201_accuracies.csv"
 NB201_SUPP = DATA / "nb201" / "nb201_supplementary.csv"
 NB101_NPZ = DATA / "nb101" / "nb101_108ep_test_seed0.npz"
 
-# SPEC §4.1: the official index 0.
+# The official index 0 (docs/protocol.md, "Search spaces").
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 # data README: the official NAS-Bench-101 example hash.
 EXAMPLE_HASH = "00005c142e6f48ac74fdcf73e3439874"

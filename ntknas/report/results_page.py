@@ -2,7 +2,7 @@
 
 One page, ``results.md`` and ``results.html`` (self-contained: PNGs embedded), with one section
 per claim of the paper: the measured numbers with their 95 % confidence intervals (read from each
-part's summary.json), the figures, the published numbers we can compare with (SPEC §6, each with
+part's summary.json), the figures, the published numbers we can compare with (docs/protocol.md, "Published numbers"; each with
 how its protocol differs), and ONE verdict sentence whose numbers are filled in from the
 measurements. Every number of a verdict is *cited*: ``verdicts.json`` lists, in the order they
 appear in the sentence, the file, the record and the field each number comes from, so a test (or
@@ -306,7 +306,7 @@ def _claim1(files: StudyFiles, figures: Path) -> tuple[list[Block], Verdict | No
         Image(plot_tau_bars(figures / "claim1_tau_by_metric.png", records), "Kendall τ per metric and BN mode"),
         Paragraph("Published neighbours (ρ is Spearman; our table's ρ column is the comparable one). " + UNKNOWN_STUDY),
         Table(("metric", "published", "protocol (how it differs from this page)"), ZC_ANCHORS,
-              caption="SPEC §6 anchors, NB201 CIFAR-10: all 15,625 cells and the full training schedule"),
+              caption="Published anchors (docs/protocol.md), NB201 CIFAR-10: all 15,625 cells and the full training schedule"),
     ]
     return blocks, verdict
 
@@ -402,12 +402,12 @@ def _claim2(files: StudyFiles, figures: Path) -> tuple[list[Block], Verdict | No
                  for r in sorted(records, key=lambda r: (r["metric"] != "lga", r["metric"], r["bn"], r["train_epochs"])))
     blocks += [
         Paragraph("Verdict: " + verdict.text),
-        Paragraph("Every stage, epoch 0 included, is measured on the first test images (SPEC §3.2), so the stages "
+        Paragraph("Every stage, epoch 0 included, is measured on the first test images (docs/protocol.md, Experiment 2), so the stages "
                   "compare with each other; epoch 0 here is not the init part's augmented training batch."),
         Table(("metric", "BN", "epochs", "n", "Kendall τ [95% CI]", "Spearman ρ [95% CI]"), rows,
               caption="trained/summary.json"),
         Image(plot_tau_vs_epochs(figures / "claim2_tau_vs_epochs.png", records), "Kendall τ against training epochs"),
-        Table(("metric", "published", "protocol"), TRAINED_ANCHORS, caption="Published neighbours (SPEC §6)"),
+        Table(("metric", "published", "protocol"), TRAINED_ANCHORS, caption="Published neighbours (docs/protocol.md)"),
     ]
     return blocks, verdict
 
@@ -714,7 +714,7 @@ def _claim4(files: StudyFiles, figures: Path) -> tuple[list[Block], Verdict | No
     blocks += [
         Paragraph("Published search results on NB201 CIFAR-10 (mean ± std); they report CIFAR-10 test accuracy of "
                   "networks trained on train+valid for 200 epochs, under their own budgets. " + UNKNOWN_STUDY),
-        Table(("method", "published", "protocol"), SEARCH_ANCHORS, caption="SPEC §6 anchors"),
+        Table(("method", "published", "protocol"), SEARCH_ANCHORS, caption="Published anchors (docs/protocol.md)"),
     ]
     return blocks, verdict
 
@@ -765,7 +765,7 @@ def _scale_blocks(files: StudyFiles) -> list[Block]:
     blocks: list[Block] = [Heading("Scale and deviations from the study's protocol", 2, anchor="scale")]
     if scale.get("rows"):
         blocks.append(Table(("setting", "value"), tuple(tuple(r) for r in scale["rows"]), caption=scale.get("title")))
-    blocks.append(Paragraph("Deviations from the study's protocol (SPEC §3):"))
+    blocks.append(Paragraph("Deviations from the study's protocol (docs/protocol.md):"))
     blocks.append(Facts(tuple((str(n), line, False) for n, line in enumerate(scale.get("deviations") or ["none"], 1))))
     parts = files.study.get("parts") or {}
     if files.study.get("finished") and parts:
