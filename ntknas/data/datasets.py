@@ -256,7 +256,7 @@ def load_dataset(
     info = entry.describe()
     if split not in SPLITS:
         raise UnknownNameError(f"unknown split {split!r} for {info.name}: valid splits are {', '.join(SPLITS)}")
-    images, labels = entry.read(None if data_dir is None else Path(data_dir), split)
+    images, labels = entry.read(None if data_dir is None else Path(data_dir).expanduser(), split)
     return ImageDataset(
         torch.from_numpy(images).to(device).contiguous(),
         torch.from_numpy(labels).to(device),
