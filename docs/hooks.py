@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|exc|obj):<code>(?:~[\w.]*\.)?")
-_FIELDS = re.compile(r"<!--\s*fields:\s*([\w.]+)\s*-->")
-_OPTIONS = re.compile(r"<!--\s*options:\s*([\w-]+)(?:\s+([\w ]+?))?\s*-->")
+# A marker is a line of its own (one quoted in the text, e.g. in backticks, stays text).
+_FIELDS = re.compile(r"^<!--\s*fields:\s*([\w.]+)\s*-->$", re.M)
+_OPTIONS = re.compile(r"^<!--\s*options:\s*([\w-]+)(?:\s+([\w ]+?))?\s*-->$", re.M)
 MAIN_GROUP = "options"
 """argparse's title of a parser's own options (the groups a command adds have their own)."""
 

@@ -230,3 +230,6 @@ def test_generated_option_tables_show_every_option_with_its_default():
     assert "--ray-address" in only_ray and "--epochs" not in only_ray
     with pytest.raises(ValueError, match="no command"):
         hooks.options_tables("corelate")
+    quoted = "Write `<!-- options: COMMAND -->` on a line of its own.\n"
+    assert hooks.render(quoted) == quoted  # a marker quoted in the text stays text
+    assert "| `--out OUT` | `runs/demo` |" in hooks.render("Text.\n\n<!-- options: demo -->\n")
