@@ -32,7 +32,7 @@ OTHER_TOOLS_FLAGS = {
 NOT_VALUES = {"a", "an", "as", "by", "from", "in", "is", "of", "on", "the", "unless", "when", "with"}
 OUTPUT_SUFFIXES = ("csv", "json", "md", "png", "html", "sqlite", "lock")
 # Files a user names or downloads: the pages name them as inputs, the program does not write them.
-INPUT_FILES = {"toy2.csv", "all_graphs.json", "nb201.csv", "nb201_accuracies.csv", "pyproject.toml"}
+INPUT_FILES = {"toy2.csv", "all_graphs.json", "nb201.csv", "nb201_accuracies.csv"}
 
 
 def hooks() -> ModuleType:
