@@ -52,7 +52,7 @@ class TwoOpSpace(SearchSpace):
                 layers += [nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
             elif op == "pool":
                 layers.append(nn.AvgPool2d(3, stride=1, padding=1))
-        # The last nn.Linear is the classifier, which the kernel leaves out (SPEC §1).
+        # The last nn.Linear is the classifier, which the kernel leaves out (see docs/protocol.md, "The kernel").
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)]
         return nn.Sequential(*layers)
 

@@ -46,16 +46,18 @@ def _add_score(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--space", type=T.text, default="nb201", help="search space: nb201 | nb101 | any registered space (default nb201)")
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--arch", type=T.text, help="NB201 arch string or 6-digit op codes; NB101 hash (with --benchmark) or JSON {adjacency, ops}")
+    which.add_argument("--arch", type=T.text, help="NB201 arch string or 6-digit op codes; NB101 hash (with --benchmark) or JSON {adjacency, ops} "
+                       "(default: NB201's largest cell, every edge a 3×3 convolution; NB101 needs one)")
     which.add_argument("--index", type=T.nonnegative_int, help="NB201 official index (0..15624)")
-    parser.add_argument("--benchmark", type=T.text, help="NB101 table (.npz/.csv) to look an NB101 hash up in")
+    parser.add_argument("--benchmark", type=T.text, help="NB101 table (.npz/.csv, or the official .tfrecord) to look an NB101 hash up in")
     parser.add_argument("--dataset", type=T.text, help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     parser.add_argument("--data-dir", type=T.text, help="folder holding the dataset in its official format")
     parser.add_argument("--batch-file", type=T.text, help=".npz with uint8 'images' (N,H,W,3) and int 'labels'; needs --dataset (the class count and normalization)")
     parser.add_argument("--batch-size", type=T.positive_int, help="images in the batch (default: the study's, 256, also for --dataset digits; 512 for ImageNet16-120; "
                                                                      "64 for the built-in digits when no --dataset is given)")
     parser.add_argument("--bn", default="train", choices=["train", "eval"], help="BatchNorm mode (default train)")
-    parser.add_argument("--metrics", type=T.text, help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga)")
+    parser.add_argument("--metrics", type=T.text, help="comma-separated metric names, or 'all' (default: the study's knas,tenas,fnorm,trace,lga; "
+                                                           "knas,fnorm,trace,lga with --kernel matrix-free)")
     parser.add_argument("--params", default="weights", choices=["weights", "all"], help="kernel parameters (default: weights without the classifier)")
     parser.add_argument("--variant", default="study", choices=["study", "benchmark"], help="NB201 network variant (default study)")
     parser.add_argument("--model-seed", type=T.seed, default=42, help="model and data seed (default 42, the study's)")

@@ -71,6 +71,7 @@ class ScoreOptions(TypedDict, total=False):
     kernel: str
     estimator: EstimatorSettings | None
     seed: int
+    device: str | torch.device | None
 
 
 def score(
@@ -83,7 +84,9 @@ def score(
 ) -> dict[str, float]:
     """Score one network on one batch: metric name → value.
 
-    Metrics that share the NTK compute it once. A metric that cannot be computed (a non-finite
+    ``device`` (``"cuda"``, ``"cuda:1"``, ``"cpu"``) moves the network (in place, as
+    :meth:`torch.nn.Module.to` does) and the batch there; by default the batch moves to the
+    network's device. Metrics that share the NTK compute it once. A metric that cannot be computed (a non-finite
     kernel, a single-class batch) is NaN and its reason is warned; it is never replaced by a
     number. ``kernel="matrix-free"`` computes knas, trace, fnorm and lga from products with the
     Jacobian (:mod:`ntknas.kernel.matrix_free`) with ``estimator``'s settings, and refuses metrics
@@ -115,6 +118,7 @@ def score_run(
     kernel: str = "exact",
     estimator: EstimatorSettings | None = None,
     seed: int = 0,
+    device: str | torch.device | None = None,
 ) -> MetricRun:
     """:func:`score` with the details: each metric a :class:`MetricValue` (value or missing
     reason, seconds, standard error), and how the kernel was computed.
@@ -126,13 +130,14 @@ def score_run(
     """
     names = parse_metric_list(metrics if isinstance(metrics, str) else tuple(metrics))
     check_bn_mode(bn_mode)
-    choice = choose_kernel_for(names, inputs.shape[0], inputs.device) if kernel == AUTO else None
-    kernel = choice.kind if choice is not None else kernel
-    check_kernel_choice(kernel, names)
     if inputs.shape[0] != targets.shape[0]:
         raise NtknasError(
             f"{inputs.shape[0]} inputs but {targets.shape[0]} targets: give one label per image"
         )
+    net, inputs, targets = on_one_device(net, inputs, targets, device)
+    choice = choose_kernel_for(names, inputs.shape[0], inputs.device) if kernel == AUTO else None
+    kernel = choice.kind if choice is not None else kernel
+    check_kernel_choice(kernel, names)
     context = MetricContext(
         net=net,
         inputs=inputs,
@@ -175,6 +180,33 @@ def choose_kernel_for(metrics: Sequence[str], batch_size: int, device: object) -
     return choose_kernel(needs, batch_size, device_type(device))
 
 
+def network_device(net: nn.Module) -> torch.device:
+    """Where the network's parameters (else its buffers) live; the CPU for one with neither."""
+    for tensor in (*net.parameters(), *net.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def on_one_device(
+    net: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, device: str | torch.device | None
+) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    """The network and the batch on ``device`` (default: the network's own), the network moved in
+    place. A device this machine lacks is a one-line error."""
+    if device is None:
+        target = network_device(net)
+    else:
+        try:
+            target = torch.device(device)
+            torch.empty(0, device=target)  # a CUDA device on a machine without one fails here
+        except (RuntimeError, AssertionError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise NtknasError(
+                f"device {device!r} cannot be used here ({first_line}): use 'cpu' or a device this machine has"
+            ) from None
+        net.to(target)
+    return net, inputs.to(target), targets.to(target)
+
+
 def evaluate_metrics(
     net: nn.Module,
     inputs: torch.Tensor,
@@ -209,7 +241,7 @@ def study_batch(
     seed: int = 42,
     device: str | torch.device = "cpu",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The study's measurement batch (SPEC §3.1): ``batch_size`` (default the dataset's: 256, 512
+    """The study's measurement batch (see docs/protocol.md, "Experiment 1"): ``batch_size`` (default the dataset's: 256, 512
     for ImageNet16-120) augmented training images drawn with ``seed``, normalized, on ``device``."""
     from ntknas.data import draw_batch, load_for_run
 

@@ -173,7 +173,7 @@ class MeasureSettings(KernelSettings):
     """What is measured and how: the settings a stored measurement depends on.
 
     ``None`` for ``batch_size`` or ``model_seed`` means "the protocol's" until :meth:`resolved_measure`
-    fills it in (SPEC §3.1: the dataset's batch, seed 42; NB101 batch 64, seed 1; ``zc``: 64, 42).
+    fills it in (see docs/protocol.md, "Experiment 1": the dataset's batch, seed 42; NB101 batch 64, seed 1; ``zc``: 64, 42).
     """
 
     space: str = setting("nb201", flag="--space", parse=check.nonempty_text, identity=True,
@@ -181,7 +181,7 @@ class MeasureSettings(KernelSettings):
     dataset: str = setting("cifar10", flag="--dataset", parse=check.nonempty_text, identity=True,
                            help="cifar10 | cifar100 | ImageNet16-120 | digits (built in, no download)")
     protocol: str = setting("study", flag="--protocol", choices=PROTOCOLS, identity=True,
-                            help="study (SPEC 3.1) or zc (zero-cost papers: batch 64)")
+                            help="study (the study's protocol, docs/protocol.md) or zc (zero-cost papers: batch 64)")
     batch_size: int | None = setting(
         None, flag="--batch-size", parse=check.positive_int, identity=True,
         help="measurement batch (default: 256; 512 for ImageNet16-120; 64 for NB101 and --protocol zc)",

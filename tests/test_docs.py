@@ -1,12 +1,15 @@
 """The README and the manual agree with the tool: every ``ntknas COMMAND --flag`` written in a
-shell code block is an option of that command, and each command's page lists every option of its
-``--help``. (The site itself is built by ``mkdocs build --strict`` in the test command.)"""
+shell code block is an option of that command, each command's page lists every option of its
+``--help`` (generated from the parser: docs/hooks.py), and no page names a flag, a default, an
+output file or an exit status the program does not have (tests/docs_checks.py). (The site itself
+is built by ``mkdocs build --strict`` in the test command.)"""
 
 import argparse
 import re
 import shlex
 from pathlib import Path
 
+import docs_checks
 import pytest
 
 from ntknas.cli import build_parser
@@ -140,7 +143,7 @@ def _table_flags(markdown: str) -> set[str]:
 def test_each_command_page_lists_every_option(command):
     page = DOCS / "commands" / f"{command}.md"
     assert page.is_file(), f"docs/commands/{command}.md is missing: one page per command"
-    listed = _table_flags(page.read_text())
+    listed = _table_flags(docs_checks.rendered(page))
     shown = {flag for flag in _options(command, shown_only=True) if flag.startswith("--")} - {"--help"}
     assert shown - listed == set(), f"docs/commands/{command}.md lacks options of ntknas {command} --help"
     assert listed - _options(command) == set(), f"docs/commands/{command}.md lists options ntknas {command} lacks"
@@ -173,3 +176,60 @@ def test_the_readme_links_to_pages_that_exist():
     readme = (REPO / "README.md").read_text()
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (REPO / target).exists(), target
+
+
+@pytest.mark.parametrize("path", _documents(), ids=lambda p: str(p.relative_to(REPO)))
+def test_a_page_states_only_what_the_program_has(path):
+    """Flags in prose, defaults stated next to a flag, output files, exit statuses: each is the
+    program's (read from its parsers, its code's file names and its exit statuses)."""
+    page = docs_checks.rendered(path)
+    problems = (docs_checks.unknown_prose_flags(page) + docs_checks.wrong_defaults(page)
+                + docs_checks.unknown_output_files(page) + docs_checks.unknown_exit_statuses(page))
+    assert problems == []
+
+
+def test_the_program_checks_catch_made_up_statements():
+    page = (
+        "Use `--device` (default cuda), `--batch-size` (default: 512 for ImageNet16-120) and\n"
+        "`--made-up 3`; `ntknas correlate` writes `summary.json`, `scatter_METRIC.png` and\n"
+        "`scores.json`. It exits with status 7 or 3.\n\n"
+        "| option | default | meaning |\n|---|---|---|\n| `--workers N` | processes (default 4) |\n\n"
+        "```bash\nntknas score --not-checked-here-but-by-the-code-block-test\n```\n"
+    )
+    assert docs_checks.wrong_defaults(page) == [
+        "`--workers` ... default 4: ntknas's default is ['1']",
+        "`--device` ... default cuda: ntknas's default is ['cpu']",
+    ]
+    assert docs_checks.unknown_prose_flags(page) == ["`--made-up 3`: no ntknas command has --made-up"]
+    assert docs_checks.unknown_output_files(page) == ["`scores.json`: no ntknas code names a file scores.json"]
+    assert [p.split(":")[0] for p in docs_checks.unknown_exit_statuses(page)] == ["exit status 7"]
+
+
+def test_the_exit_statuses_are_read_from_the_program():
+    from ntknas.errors import RunFolderInUseError, StorageError
+
+    statuses = docs_checks.program_exit_statuses()
+    assert {0, 2, 3, RunFolderInUseError.exit_status, StorageError.exit_status, 130, 143} <= statuses
+    assert 1 not in statuses  # a traceback's status is not one the command line chooses
+
+
+def test_generated_option_tables_show_every_option_with_its_default():
+    hooks = docs_checks.hooks()
+    table = hooks.options_tables("correlate")
+    for action in COMMANDS["correlate"]._actions:
+        if action.help in (None, argparse.SUPPRESS) or not action.option_strings or action.dest == "help":
+            continue
+        row = next(line for line in table.splitlines() if line.startswith(f"| `{action.option_strings[-1]}"))
+        if action.required:
+            assert "| required |" in row
+        elif action.default not in (None, [], False):
+            assert f"`{action.default}`" in row or f"`{','.join(map(str, action.default))}`" in row
+    assert "| `--bn BN` | `train,eval` |" in table
+    assert "**Kernel:**" in table and "| `--kernel {exact,matrix-free}` | `exact` |" in table
+    only_ray = hooks.options_tables("track", "where items run")
+    assert "--ray-address" in only_ray and "--epochs" not in only_ray
+    with pytest.raises(ValueError, match="no command"):
+        hooks.options_tables("corelate")
+    quoted = "Write `<!-- options: COMMAND -->` on a line of its own.\n"
+    assert hooks.render(quoted) == quoted  # a marker quoted in the text stays text
+    assert "| `--out OUT` | `runs/demo` |" in hooks.render("Text.\n\n<!-- options: demo -->\n")

@@ -19,7 +19,7 @@ from ntknas.errors import DataError, InvalidArchError, UnknownNameError
 from ntknas.groundtruth import official
 from ntknas.groundtruth.benchmark import Benchmark, canonical_arch_string, load_benchmark
 
-# SPEC §4.1: the official index 0.
+# The official index 0 (docs/protocol.md, "Search spaces").
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 # data README: the official NAS-Bench-101 example hash.
 EXAMPLE_HASH = "00005c142e6f48ac74fdcf73e3439874"

@@ -1,4 +1,4 @@
-"""Initialization after construction (SPEC §3.1): the study's NB101 re-initialization, the
+"""Initialization after construction (see docs/protocol.md, "Experiment 1"): the study's NB101 re-initialization, the
 alternatives, and how the choice enters run identities."""
 
 import hashlib

@@ -24,7 +24,7 @@ from ntknas.spaces.nb201 import (
     parse_arch,
 )
 
-# SPEC §4.1 names the architecture at official index 0.
+# docs/protocol.md, "Search spaces", names the architecture at official index 0.
 INDEX0 = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
 

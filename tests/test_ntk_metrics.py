@@ -54,7 +54,7 @@ def test_lga_undefined_cases_are_missing_not_numbers():
 
 
 def test_condition_number_floors_float_noise_eigenvalues_at_the_cutoff():
-    # Rank-2 kernel of a 4-sample batch plus float32-sized noise in the null space (SPEC §2).
+    # Rank-2 kernel of a 4-sample batch plus float32-sized noise in the null space (see docs/protocol.md, "Metrics").
     basis = np.linalg.qr(np.random.default_rng(0).normal(size=(4, 4)))[0]
     spectrum = np.array([1e-12, -1e-12, 2.0, 10.0])
     kernel = basis @ np.diag(spectrum) @ basis.T

@@ -6,7 +6,7 @@ pipeline runs where the data lives, including the GPU. Randomness comes from an 
 the drawn indices/offsets to the data's device, so a seed picks the same images and the same
 crops on every device.
 
-The augmentation is the study's training transform (SPEC §3.1): random crop with zero padding
+The augmentation is the study's training transform (see docs/protocol.md, "Experiment 1"): random crop with zero padding
 (4 for 32×32 images, 2 for 16×16) and a horizontal flip with probability 0.5, then
 normalization with the dataset's mean/std, as torchvision's
 ``RandomCrop(size, padding) + RandomHorizontalFlip() + ToTensor() + Normalize(mean, std)``.
@@ -109,7 +109,7 @@ def draw_batch(
 
 
 def first_images(dataset: ImageDataset, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` images of the split in file order, normalized, not augmented (SPEC §3.2)."""
+    """The first ``n`` images of the split in file order, normalized, not augmented (see docs/protocol.md, "Experiment 2")."""
     _check_count(dataset, n, "n")
     return normalize(dataset.images[:n], dataset.info), dataset.labels[:n]
 
@@ -117,7 +117,7 @@ def first_images(dataset: ImageDataset, n: int) -> tuple[torch.Tensor, torch.Ten
 def label_sorted_batch(
     dataset: ImageDataset, n: int, seed: int = 42, batch_size: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` images of a label-sorted training batch, for kernel tracking (SPEC §3.3).
+    """The first ``n`` images of a label-sorted training batch, for kernel tracking (see docs/protocol.md, "Experiment 3").
 
     Exactly: draw the seeded shuffled batch as :func:`draw_batch` does (same permutation for the
     same seed, so these are images of ``draw_batch(dataset, batch_size, seed)``) but without

@@ -1,4 +1,4 @@
-"""Readers for the standard on-disk image datasets (SPEC §5).
+"""Readers for the standard on-disk image datasets (see docs/protocol.md, "Datasets").
 
 CIFAR-10 and CIFAR-100 are read from their official "python version" folders, ImageNet16-120
 from the NAS-Bench-201 authors' ImageNet16 pickles. Every pickle goes through
@@ -36,7 +36,7 @@ class DatasetInfo:
 
     ``mean``/``std`` are per channel on the 0..1 scale (images are divided by 255 first).
     ``crop_padding`` is the zero padding of the random-crop augmentation; ``default_batch_size``
-    is the study's measurement batch (SPEC §3.1); ``source`` says where the files come from.
+    is the study's measurement batch (see docs/protocol.md, "Experiment 1"); ``source`` says where the files come from.
     """
 
     name: str
@@ -256,7 +256,7 @@ def load_dataset(
     info = entry.describe()
     if split not in SPLITS:
         raise UnknownNameError(f"unknown split {split!r} for {info.name}: valid splits are {', '.join(SPLITS)}")
-    images, labels = entry.read(None if data_dir is None else Path(data_dir), split)
+    images, labels = entry.read(None if data_dir is None else Path(data_dir).expanduser(), split)
     return ImageDataset(
         torch.from_numpy(images).to(device).contiguous(),
         torch.from_numpy(labels).to(device),

@@ -1,6 +1,6 @@
 """The official NAS-Bench-101 results file (``nasbench_only108.tfrecord``), read without TensorFlow.
 
-Format (SPEC §3.1). A TFRecord file is a sequence of records, each framed as
+Format (see docs/protocol.md, "Experiment 1"). A TFRecord file is a sequence of records, each framed as
 
     uint64 little-endian  length of the data
     uint32 little-endian  masked CRC-32C of those 8 length bytes

@@ -1,4 +1,4 @@
-"""Exact empirical Neural Tangent Kernels (SPEC §1)."""
+"""Exact empirical Neural Tangent Kernels (see docs/protocol.md, "The kernel")."""
 
 from ntknas.kernel.modes import BN_MODES, check_bn_mode, couples_samples, kernel_mode, uses_batch_statistics
 from ntknas.kernel.ntk import (

@@ -1,4 +1,4 @@
-"""Distances between two kernels of the same images (SPEC §3.3): how far training moved Θ_t
+"""Distances between two kernels of the same images (see docs/protocol.md, "Experiment 3"): how far training moved Θ_t
 from the initial kernel Θ_0. Pure functions of two arrays."""
 
 from __future__ import annotations

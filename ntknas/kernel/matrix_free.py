@@ -5,7 +5,7 @@ sample i's summed logits through the whole-batch forward, BatchNorm coupling inc
 kernel needs one whole-batch backward pass per row; many metrics need far fewer products:
 
 * ``Jᵀω`` — one backward pass of the summed outputs with cotangent ω (a VJP). With ω = 1 this is
-  the gradient of Σ_i s_i, so mean(K) = ‖Jᵀ1‖² / B² exactly (SPEC §2); with ω = 1_c (the class
+  the gradient of Σ_i s_i, so mean(K) = ‖Jᵀ1‖² / B² exactly (see docs/protocol.md, "Metrics"); with ω = 1_c (the class
   indicators) it gives LGA's numerator exactly.
 * ``Jv`` — one forward-mode pass with parameter tangent v (a JVP); ``K ω = J (Jᵀω)``.
 

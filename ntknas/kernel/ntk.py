@@ -1,4 +1,4 @@
-"""Exact empirical Neural Tangent Kernels of a minibatch (SPEC §1).
+"""Exact empirical Neural Tangent Kernels of a minibatch (see docs/protocol.md, "The kernel").
 
 A kernel is K = J Jᵀ where the rows of J are gradients of scalar network outputs with respect to
 the chosen parameters. The summed-logit kernel (the one the NTK metrics use) has one row per
@@ -100,7 +100,7 @@ def compute_ntk(
 
     ``forward="per-image"`` computes each image's rows of J with a forward pass of that image
     alone (the study's kernel tracking with several images), so no sample sees another through
-    batch statistics; ``"batch"`` (default) runs the whole batch at once (SPEC §1).
+    batch statistics; ``"batch"`` (default) runs the whole batch at once (see docs/protocol.md, "The kernel").
     The network is left as it was: its modes and running statistics are restored.
     """
     if chunk_size is not None and chunk_size < 1:
@@ -166,7 +166,7 @@ def empirical_ntk(
     chunk_size: int | None = None,
     strategy: str = "auto",
 ) -> torch.Tensor:
-    """The summed-logit NTK of SPEC §1 as a float64 tensor [B, B].
+    """The summed-logit NTK (docs/protocol.md, "The kernel") as a float64 tensor [B, B].
 
     Row i of J is the gradient of sample i's summed logits with respect to ``params``
     (``"weights"``: weights without the classifier, the study's choice; ``"all"``), computed with
@@ -187,7 +187,7 @@ def full_ntk(
     strategy: str = "auto",
     forward: str = "batch",
 ) -> torch.Tensor:
-    """The per-logit NTK Θ as a float64 tensor [B·C, B·C] (SPEC §1, used for kernel tracking).
+    """The per-logit NTK Θ as a float64 tensor [B·C, B·C] (docs/protocol.md, "The kernel"; used for kernel tracking).
 
     Block (i, j) is the C×C matrix J_i J_jᵀ; rows are ordered sample-major. Defaults follow the
     study: eval mode, all parameters. ``forward="per-image"`` takes each J_i from a forward pass

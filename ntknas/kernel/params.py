@@ -1,4 +1,4 @@
-"""Which parameters a kernel differentiates with respect to (SPEC §1)."""
+"""Which parameters a kernel differentiates with respect to (see docs/protocol.md, "The kernel")."""
 
 from __future__ import annotations
 
@@ -10,16 +10,33 @@ PARAMETER_SETS = ("weights", "all")
 
 
 def classifier_name(net: nn.Module) -> str | None:
-    """Name of the final classifier layer: a module called ``classifier``, else the last Linear.
+    """Name of the final classifier layer: the module ``net.get_classifier()`` returns (timm's
+    convention, which a network of one's own can follow to name its head), else a module called
+    ``classifier``, else the last ``nn.Linear`` registered.
 
     The study excludes the classifier from the kernel; ntknas's own networks name it
     ``classifier``, and for custom networks the last ``nn.Linear`` registered is the usual head.
     """
     modules = dict(net.named_modules())
+    named_head = _declared_classifier(net, modules)
+    if named_head is not None:
+        return named_head
     if isinstance(modules.get("classifier"), nn.Module):
         return "classifier"
     linear_names = [name for name, module in modules.items() if isinstance(module, nn.Linear)]
     return linear_names[-1] if linear_names else None
+
+
+def _declared_classifier(net: nn.Module, modules: dict[str, nn.Module]) -> str | None:
+    """The name of the submodule ``net.get_classifier()`` returns, if the network has that method
+    and the head has parameters (timm returns ``nn.Identity`` for a network built without one)."""
+    getter = getattr(net, "get_classifier", None)
+    if not callable(getter):
+        return None
+    head = getter()
+    if not isinstance(head, nn.Module) or not any(True for _ in head.parameters()):
+        return None
+    return next((name for name, module in modules.items() if module is head and name), None)
 
 
 def select_parameters(

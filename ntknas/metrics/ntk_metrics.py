@@ -1,4 +1,4 @@
-"""NTK metrics of SPEC §2, as pure functions of a kernel and registered adapters.
+"""NTK metrics (docs/protocol.md, "Metrics") as pure functions of a kernel and registered adapters.
 
 The pure functions take a symmetric PSD kernel K (a float64 numpy array) and raise
 :class:`MetricUnavailable` when the quantity is undefined, so the store records a reason instead
@@ -52,7 +52,7 @@ def numerical_rank(values: np.ndarray, relative_cutoff: float) -> int:
 
 
 def condition_number(values: np.ndarray, relative_cutoff: float) -> float:
-    """TE-NAS condition number λ_max / max(λ_min, c·λ_max) (SPEC §2).
+    """TE-NAS condition number λ_max / max(λ_min, c·λ_max) (see docs/protocol.md, "Metrics").
 
     λ_min is floored at the noise level ``c · λ_max`` (``c = relative_cutoff``, see
     :func:`default_eigen_cutoff`): a full-rank kernel gets λ_max / λ_min, a numerically
@@ -119,7 +119,7 @@ def _cutoff(context: MetricContext) -> float:
 
 
 def matrix_free_lga(estimates: KernelEstimates, labels: np.ndarray) -> tuple[float, float]:
-    """LGA and its standard error from matrix-free sums (SPEC §2 identities).
+    """LGA and its standard error from matrix-free sums (see docs/protocol.md, "Metrics").
 
     Numerator, exact: ⟨K − k̄, Y − ȳ⟩ = ⟨K, Y − ȳ⟩ = 2 Σ_c ‖Jᵀ1_c‖² − (1 + ȳ) ‖Jᵀ1‖². Denominator:
     the estimate of ‖K − k̄‖²_F (no cancellation, see :func:`estimate_kernel`); its standard error

@@ -1,4 +1,4 @@
-"""Experiments 1 and 2 (SPEC §3.1, §3.2): NTK metrics of many architectures vs their accuracy.
+"""Experiments 1 and 2 (see docs/protocol.md, "Experiment 1" and "Experiment 2"): NTK metrics of many architectures vs their accuracy.
 
 The run is a list of independent work items, one per (architecture, training stage). Each item
 builds (or continues training) its network, measures every metric in every BatchNorm mode on the
@@ -247,7 +247,7 @@ def _plain(value: Any) -> Any:
 
 def protocol_defaults(protocol: str, space: str, info: DatasetInfo) -> tuple[int, int]:
     """(batch size, seed) of a protocol: the zero-cost papers' (batch 64, seed 42), or the
-    study's, which is the space's (SPEC §3.1: NB101 batch 64 seed 1; else the dataset's batch)."""
+    study's, which is the space's (see docs/protocol.md, "Experiment 1": NB101 batch 64 seed 1; else the dataset's batch)."""
     if protocol == "zc":
         return 64, 42
     defaults = get_space(space).protocol

@@ -1,4 +1,4 @@
-"""Experiment 3 (SPEC §3.3): how far each architecture's kernel moves away from its initial kernel.
+"""Experiment 3 (docs/protocol.md): how far each architecture's kernel moves away from its initial kernel.
 
 For every architecture: build the network under the model seed, compute the full per-logit NTK
 Θ_0 (eval mode, all parameters) of the first S images of the label-sorted training batch, train
@@ -137,7 +137,7 @@ class TrackArch:
 
 @dataclass(frozen=True)
 class TrackConfig:
-    """Settings of a track run (SPEC §3.3). The defaults are the study's. Fields marked identity
+    """Settings of a track run (see docs/protocol.md, "Experiment 3"). The defaults are the study's. Fields marked identity
     make up :meth:`store_settings`; neither the architecture selection nor the number of epochs
     is among them, so a rerun may add architectures or train the same ones longer.
 

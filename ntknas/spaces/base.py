@@ -21,7 +21,7 @@ from ntknas.errors import InvalidArchError, NtknasError, UnknownNameError
 
 @dataclass(frozen=True)
 class SpaceProtocol:
-    """A space's measurement defaults (SPEC §3.1).
+    """A space's measurement defaults (see docs/protocol.md, "Experiment 1").
 
     ``batch_size`` ``None`` means the dataset's study batch (256; 512 for ImageNet16-120).
     ``build_options`` are passed to :meth:`SearchSpace.build` unless a run overrides them.

@@ -1,4 +1,4 @@
-"""Weight initialization applied after a network is built (SPEC §3.1 "Initialization").
+"""Weight initialization applied after a network is built (see docs/protocol.md, "Experiment 1", initialization).
 
 Two settings, chosen independently:
 

@@ -13,7 +13,7 @@ what lets a spec be joined to the benchmark's accuracy table.
 The network follows the benchmark's training model: stem conv3×3-BN-ReLU, stacks of cells with
 a 2×2 max-pool and channel doubling before every stack but the first, global average pooling
 and a linear ``classifier``. By default it is then re-initialized as the study's NB101 network
-was (:mod:`ntknas.spaces.init`, SPEC §3.1).
+was (:mod:`ntknas.spaces.init`, see docs/protocol.md, "Experiment 1").
 """
 
 from __future__ import annotations
@@ -518,7 +518,7 @@ def _spec_from_text(text: str) -> NB101Spec:
 
 
 class NB101Space(SearchSpace):
-    """NAS-Bench-101 (SPEC §4.2): specs keyed by the official module hash. The space is not
+    """NAS-Bench-101 (see docs/protocol.md, "Search spaces"): specs keyed by the official module hash. The space is not
     enumerated here (423,624 cells): its order and its cells come from the benchmark table."""
 
     name = "nb101"

@@ -540,7 +540,7 @@ def _edge_source(edge: str) -> tuple[int, str]:
 
 
 class NB201Space(SearchSpace):
-    """NAS-Bench-201 (SPEC §4.1): arch strings, op codes or official indices; results keyed by
+    """NAS-Bench-201 (see docs/protocol.md, "Search spaces"): arch strings, op codes or official indices; results keyed by
     the canonical arch string; benchmark tables keyed by the official index."""
 
     name = "nb201"

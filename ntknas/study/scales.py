@@ -4,7 +4,7 @@ study's own protocol.
 A scale fixes everything ``ntknas study`` runs: how many architectures each part measures, the
 measurement and training batches, how much training each stage gets, which architectures are
 tracked and for how long, and how large the searches are. Every setting that differs from the
-study's protocol (SPEC §3) is named in the scale's ``deviations``, and the results page prints
+study's protocol (docs/protocol.md) is named in the scale's ``deviations``, and the results page prints
 the table, so no number on it can be read as the study's when it was not measured that way.
 """
 

@@ -1,4 +1,4 @@
-"""Brief training with the study's recipe (SPEC §3.2): a resumable, seeded trainer."""
+"""Brief training with the study's recipe (see docs/protocol.md, "Experiment 2"): a resumable, seeded trainer."""
 
 from ntknas.train.trainer import (
     EpochStats,

@@ -1,4 +1,4 @@
-"""Brief training with the study's recipe (SPEC §3.2), resumable epoch by epoch.
+"""Brief training with the study's recipe (see docs/protocol.md, "Experiment 2"), resumable epoch by epoch.
 
 The recipe: SGD with lr 0.025, momentum 0.9, weight decay 3e-4 (on every parameter), a constant
 learning rate, batch 1024, cross-entropy, and the training augmentation of
