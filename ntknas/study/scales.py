@@ -304,23 +304,47 @@ CPU = StudyScale(
     name="cpu",
     title="cpu: CIFAR-10 sized to finish within 3 hours on 2 CPU cores",
     dataset="cifar10",
-    init_archs=300,
+    init_archs=250,
     batch_size=32,
-    trained_archs=100,
+    trained_archs=60,
     train_epochs=(0, 1),
     steps_per_stage=STUDY_STEPS_PER_EPOCH,
     train_batch_size=128,
     track_archs_per_band=3,
     track_bands=TRACK_BANDS,
-    track_epochs=3,
+    track_epochs=5,
     search_runs=10,
     search_candidates=20,
     search_population=5,
     search_tournament=2,
     search_top_k=3,
+    lga_init_kernel="exact",
     probes=8,
-    deviations=(),
-    estimate="",
+    nb101_archs=0,
+    deviations=(
+        "architectures: the first 250 NB201 cells at initialization (the study's: 1000), the first 60 of them "
+        "after training (the study's: 1000)",
+        "measurement batch 32 (the study's: 256)",
+        "training: each stage is the study's 49 SGD steps at lr 0.025, at batch 128 on a fixed seeded subset of "
+        "6,272 of CIFAR-10's 50,000 training images (the study's: all 50,000 at batch 1024); every part uses the "
+        "subset, the init batch is drawn from it; the stored values keep the key 'cifar10', so do not pass these "
+        "folders to --cache of runs on the full split",
+        "trained part: epochs 0 and 1 (no 3: 60 cells at three stages would not fit)",
+        "tracking: 9 cells (3 per accuracy band) for 5 stages of 49 steps (the study's: 100 epochs)",
+        "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
+        "3); two-stage keeps the top 3 (README example: 10); LGA at initialization with the exact kernel (cheaper "
+        "than matrix-free at batch 32)",
+        "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings costs at least 3.3 "
+        "times an NB201 init cell (35 s or more with the proxies), so the half hour the other parts leave would "
+        "hold at most about 50 cells; a scale file with nb101_archs = N and --nb101-benchmark adds them",
+        "images: CIFAR-10 as written by make_cifar10.py went through one JPEG round trip",
+    ),
+    estimate=(
+        "estimated at about 2 h 30 min on 2 CPU cores from measured per-item times (the trained stage, tracking "
+        "and search from the 2026-12-05 run's per-step and per-cell wall times, the proxies' share and NB101's "
+        "cost from CPU seconds of single items on 2026-12-07, on a machine shared with other jobs, so as ratios "
+        "only): see docs/study_scales.md, 'How long each part takes'; not yet run end to end at these settings"
+    ),
 )
 
 STUDY = StudyScale(
