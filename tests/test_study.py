@@ -30,10 +30,10 @@ def smoke(tmp_path_factory) -> Path:
     """One uninterrupted smoke study (the reference of the resume test too): about a minute on 2
     CPU cores, so it is not marked slow; the kill -9 and CIFAR-path tests are."""
     out = tmp_path_factory.mktemp("study") / "smoke"
-    started = time.perf_counter()
+    started = time.process_time()  # CPU seconds (the smoke scale runs on one thread): a busy machine's wait is not counted
     outcome = run_study(StudyConfig(scale="smoke", out=str(out)))
     assert not outcome.stopped_by_budget
-    assert time.perf_counter() - started < 180 * 2, "the smoke scale must stay a few minutes long"
+    assert time.process_time() - started < 180 * 2, "the smoke scale must stay a few minutes long"
     return out
 
 

@@ -332,7 +332,7 @@ CPU = StudyScale(
         "trained part: epochs 0 and 1 (no 3: 60 cells at three stages would not fit)",
         "tracking: 9 cells (3 per accuracy band) for 5 stages of 49 steps (the study's: 100 epochs)",
         "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
-        "3); two-stage keeps the top 3 (README example: 10); LGA at initialization with the exact kernel (cheaper "
+        "3); two-stage keeps the top 3 (the study scale: 10); LGA at initialization with the exact kernel (cheaper "
         "than matrix-free at batch 32)",
         "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings costs at least 3.3 "
         "times an NB201 init cell (35 s or more with the proxies), so the half hour the other parts leave would "
