@@ -368,7 +368,8 @@ def test_a_cifar_scale_file_runs_every_part_from_the_benchmarks_and_the_proxy_ta
     assert ["SGD steps per stage", "2"] in record["scale"]["rows"]
     verdicts = json.loads((out / "verdicts.json").read_text())
     assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
-    assert "scale file tiny-cifar.toml: nb101_archs = 3" in (out / "results.md").read_text()
+    page = (out / "results.md").read_text().replace("\\_", "_")  # Markdown escapes the underscores
+    assert "scale file tiny-cifar.toml: nb101_archs = 3 (cpu: 0)" in page
 
 
 def test_tracked_architectures_are_drawn_from_each_accuracy_band():
