@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -81,30 +82,45 @@ def demo_ground_truth(
     on_progress: ProgressHook | None = None,
 ) -> dict[int, float]:
     """Each cell's digits test accuracy after brief training; cached in the run folder."""
-    cache = out / GROUND_TRUTH_FILE
-    known: dict[int, float] = {}
+
+    def build(key: str) -> torch.nn.Module:
+        return build_nb201(arch_from_index(int(key)), 10, channels=config.channels, cells_per_stage=config.cells_per_stage)
+
+    known = trained_accuracies(
+        [str(i) for i in indices], build, _config_key(config), train_set, test_set,
+        TrainConfig(batch_size=config.train_batch_size, seed=config.model_seed), config.train_epochs,
+        out / GROUND_TRUTH_FILE, on_progress,
+    )
+    return {i: known[str(i)] for i in indices}
+
+
+def trained_accuracies(
+    keys: Sequence[str], build: Callable[[str], torch.nn.Module], settings: Mapping[str, object],
+    train_set: ImageDataset, test_set: ImageDataset, recipe: TrainConfig, epochs: int, cache: Path,
+    on_progress: ProgressHook | None = None,
+) -> dict[str, float]:
+    """Each architecture's test accuracy after ``epochs`` of ``recipe`` from the network ``build``
+    makes (seeded by the recipe's seed): the ground truth of runs on data no benchmark covers.
+    Cached in ``cache`` one architecture at a time, under ``settings`` (what makes the values)."""
+    known: dict[str, float] = {}
     if cache.is_file():
         stored = json.loads(cache.read_text())
-        if stored.get("config") == _config_key(config):
-            known = {int(k): v for k, v in stored["accuracy"].items()}
-    todo = [i for i in indices if i not in known]
+        if stored.get("config") == dict(settings):
+            known = {str(k): float(v) for k, v in stored["accuracy"].items()}
+    todo = [k for k in keys if k not in known]
     if todo:
-        log.info(
-            "training %d cells for %d epochs each to get their own accuracy on the digits (the "
-            "demo's ground truth)…", len(todo), config.train_epochs,
-        )
+        log.info("training %d cells for %d epochs each to get their own test accuracy…", len(todo), epochs)
         if on_progress is not None:
             on_progress(0, len(todo), "")
-        for number, index in enumerate(todo, start=1):
-            torch.manual_seed(config.model_seed)
-            net = build_nb201(arch_from_index(index), 10, channels=config.channels, cells_per_stage=config.cells_per_stage)
-            trainer = Trainer(net, train_set, TrainConfig(batch_size=config.train_batch_size, seed=config.model_seed), "cpu")
-            trainer.train_epochs(config.train_epochs)
-            known[index] = evaluate_accuracy(net, test_set)
-            atomic_write_text(cache, json.dumps({"config": _config_key(config), "accuracy": known}, indent=1))
+        for number, key in enumerate(todo, start=1):
+            torch.manual_seed(recipe.seed)
+            net = build(key)
+            Trainer(net, train_set, recipe, "cpu").train_epochs(epochs)
+            known[key] = evaluate_accuracy(net, test_set)
+            atomic_write_text(cache, json.dumps({"config": dict(settings), "accuracy": known}, indent=1))
             if on_progress is not None:
-                on_progress(number, len(todo), str(index))
-    return {i: known[i] for i in indices}
+                on_progress(number, len(todo), key)
+    return {k: known[k] for k in keys}
 
 
 def _config_key(config: DemoConfig) -> dict[str, object]:

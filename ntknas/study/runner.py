@@ -5,6 +5,8 @@ The study is a sequence of library calls, each into its own subfolder of ``--out
 * ``groundtruth/`` (digits only) — each cell's own accuracy after a brief training, and a shorter
   training's accuracy as the oracle proxy, written as a small benchmark table;
 * ``init/`` — experiment 1: NTK metrics and zero-cost proxies at initialization, both BN modes;
+* ``init-nb101/`` — experiment 1 on NAS-Bench-101 (:mod:`ntknas.study.nb101`; where the scale's
+  ``nb101_archs`` is not 0);
 * ``trained/`` — experiment 2: NTK metrics (and synflow) before and after brief training;
 * ``track/`` — experiment 3: architectures from accuracy bands, their kernel's distance to Θ₀;
 * ``search/`` — random search and REA guided by the oracle column, synflow and LGA at
@@ -25,6 +27,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +43,9 @@ from ntknas.files import atomic_write_text, output_folder
 from ntknas.inputs import validation as check
 from ntknas.metrics import DEFAULT_METRICS, get_metric
 from ntknas.settings import check_fields, setting
-from ntknas.study.scales import StudyScale, get_scale, scale_record
+from ntknas.study import nb101
+from ntknas.study.scale_table import scale_record
+from ntknas.study.scales import StudyScale, get_scale
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +60,15 @@ SUBSET_SEED = 0
 DIGITS_TARGET = "digits_test"
 DIGITS_ORACLE = "digits_test_short"
 
-PARTS = ("groundtruth", "init", "trained", "track", "search")
+PARTS = ("groundtruth", "init", nb101.PART, "trained", "track", "search")
 SEARCHES = ("baselines", "lga-init", "two-stage")
 """The search part's run folders: one per kernel setting and strategy group (a folder holds one
 kernel setting, and one command's summary)."""
 
 PROXY_TABLE_FIX = (
     "the oracle baseline needs --proxy-table FILE: a NAS-Bench-201 table with the 12-epoch validation "
-    f"column {ORACLE_COLUMN} (e.g. nb201_supplementary.csv, exported from NAS-Bench-201 v1.x; see the "
-    "README's 'Data' section)"
+    f"column {ORACLE_COLUMN} (e.g. nb201_supplementary.csv, exported from NAS-Bench-201 v1.x; see "
+    "docs/data.md)"
 )
 
 
@@ -81,13 +86,23 @@ class StudyConfig:
 
     scale: str = setting("smoke", flag="--scale", parse=check.nonempty_text, metavar="SCALE",
                          help="smoke (built-in digits, minutes) | cpu (CIFAR-10, ~3 h on 2 cores) | study (the "
-                              "study's protocol: a GPU or a Ray cluster)")
+                              "study's protocol: a GPU or a Ray cluster) | PATH.toml (a scale file: a named scale "
+                              "with overrides)")
     data_dir: str | None = setting(None, flag="--data-dir", parse=check.nonempty_text,
                                    help="folder holding cifar-10-batches-py (cpu and study scales)")
     benchmark: str | None = setting(None, flag="--benchmark", parse=check.nonempty_text,
                                     help="NAS-Bench-201 CSV/.pth with the target column (cpu and study scales)")
     target: str | None = setting(None, flag="--target", parse=check.nonempty_text,
                                  help=f"accuracy column of --benchmark (default {NB201_DEFAULT_TARGET})")
+    nb101_benchmark: str | None = setting(
+        None, flag="--nb101-benchmark", parse=check.nonempty_text,
+        help="NAS-Bench-101 table for the init-nb101 part: the official nasbench_only108.tfrecord or an .npz/.csv "
+             "exported from it (scales with NB101 cells, on CIFAR-10)",
+    )
+    nb101_archs_file: str | None = setting(
+        None, flag="--nb101-archs-file", parse=check.nonempty_text,
+        help="the study's all_graphs.json: the init-nb101 part measures the first cells of its order",
+    )
     proxy_table: str | None = setting(
         None, flag="--proxy-table", parse=check.nonempty_text,
         help=f"table with the oracle column {ORACLE_COLUMN} (e.g. nb201_supplementary.csv; cpu and study scales)",
@@ -105,9 +120,9 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
-        get_scale(self.scale)  # an unknown scale is refused on construction, naming the scales
+        self.study_scale  # noqa: B018 -- an unknown scale or a bad scale file is refused on construction
 
-    @property
+    @cached_property
     def study_scale(self) -> StudyScale:
         return get_scale(self.scale)
 
@@ -121,19 +136,31 @@ class StudyConfig:
         if missing:
             raise DataError(
                 f"the {scale.name} scale needs {' and '.join(missing)}: the folder holding cifar-10-batches-py "
-                "and the NAS-Bench-201 accuracy table (e.g. nb201_accuracies.csv); see the README's 'Data' "
-                "section, or run --scale smoke, which needs no download"
+                "and the NAS-Bench-201 accuracy table (e.g. nb201_accuracies.csv); see docs/data.md, or run "
+                "--scale smoke, which needs no download"
             )
         if not self.proxy_table:
             raise DataError(f"the {scale.name} scale: {PROXY_TABLE_FIX}")
+        if scale.nb101_archs and not self.nb101_benchmark:
+            raise DataError(
+                f"the {scale.name} scale measures {scale.nb101_archs} NAS-Bench-101 cells: it needs --nb101-benchmark "
+                "FILE, the official nasbench_only108.tfrecord or an .npz exported from it (see docs/data.md), or a "
+                "scale file with nb101_archs = 0 (docs/commands/study.md#scale-files)"
+            )
         for flag, path in (("--data-dir", self.data_dir), ("--benchmark", self.benchmark),
-                           ("--proxy-table", self.proxy_table)):
+                           ("--proxy-table", self.proxy_table), ("--nb101-benchmark", self.nb101_benchmark),
+                           ("--nb101-archs-file", self.nb101_archs_file)):
             if path and not Path(path).exists():
                 raise DataError(f"{flag} {path} does not exist: check the path")
 
     def identity(self) -> dict[str, Any]:
-        """What must match for a rerun to continue a study folder."""
-        return {"scale": self.scale, "target": self.target}
+        """What must match for a rerun to continue a study folder: the scale's name and every
+        setting that decides what its parts measure (more cells, seeds or stages may be added)."""
+        return {"scale": self.study_scale.name, "target": self.target, "settings": self.study_scale.identity()}
+
+    def deviations(self) -> tuple[str, ...]:
+        """The scale's deviations that come from the inputs given (NB101's table and order)."""
+        return nb101.input_deviations(self.study_scale, self.nb101_benchmark, self.nb101_archs_file)
 
 
 @dataclass
@@ -179,19 +206,32 @@ def _claim(out: Path, config: StudyConfig, command_line: str | None, device: tor
     record = _read_record(out)
     if record is not None and record.get("identity") != config.identity():
         raise DataError(
-            f"{out} holds a study with other settings ({json.dumps(record.get('identity'))}): "
+            f"{out} holds a study with other settings ({_difference(record.get('identity'), config.identity())}): "
             "use another --out, or the same --scale and --target"
         )
     record = record or {"format": STUDY_FORMAT, "identity": config.identity(), "parts": {}}
     record.update(
         command=command_line or _command_line(config),
-        scale=scale_record(config.study_scale),
+        scale=scale_record(config.study_scale, config.deviations()),
         machine=environment(device) | {"cpu_cores": str(os.cpu_count()), "torch_threads": str(torch.get_num_threads()),
                                        "machine": platform.machine()},
-        inputs={"data_dir": config.data_dir, "benchmark": config.benchmark, "proxy_table": config.proxy_table},
+        inputs={"data_dir": config.data_dir, "benchmark": config.benchmark, "proxy_table": config.proxy_table,
+                "nb101_benchmark": config.nb101_benchmark, "nb101_archs_file": config.nb101_archs_file},
     )
     _write_record(out, record)
     return record
+
+
+def _difference(stored: Any, wanted: dict[str, Any]) -> str:
+    """The first settings a study folder's identity and this run's disagree on, in words."""
+    if not isinstance(stored, dict):
+        return "an unreadable record"
+    there, here = dict(stored.get("settings") or {}), wanted["settings"]
+    lines = [f"{key} {stored.get(key)!r} there, {wanted[key]!r} here"
+             for key in ("scale", "target") if stored.get(key) != wanted[key]]
+    lines += [f"{key} {there.get(key, 'unset')!r} there, {here.get(key, 'unset')!r} here"
+              for key in sorted(set(there) | set(here)) if there.get(key) != here.get(key)]
+    return "; ".join(lines[:3]) or "an older record"
 
 
 def _command_line(config: StudyConfig) -> str:
@@ -322,6 +362,8 @@ def _groundtruth(inputs: _Inputs, on_progress: ProgressHook | None) -> bool:
     path = folder / DIGITS_BENCHMARK
     if not path.is_file() or path.read_text() != text:
         atomic_write_text(path, text)
+    if scale.nb101_archs:
+        nb101.digits_ground_truth(scale, train, test, folder / nb101.GROUNDTRUTH_FOLDER, MODEL_SEED, on_progress)
     return True
 
 
@@ -356,6 +398,34 @@ def _correlate(
         settings, entries=_digits_entries(inputs)[:archs] if digits else None,
         train_set=inputs.training(), test_set=inputs.test(),
         executor=executor, on_progress=on_progress, command_line=f"{command}  # part {name}",
+    )
+    return not outcome.stopped_by_budget
+
+
+def _correlate_nb101(
+    inputs: _Inputs, metrics: Sequence[str], executor: Executor | None, on_progress: ProgressHook | None,
+    budget: float | None, command: str,
+) -> bool:
+    """The init-nb101 part: correlate on NB101 at the study's NB101 settings (batch, seed, stem,
+    stacks and initialization are the space's protocol defaults unless the scale reduces them)."""
+    from ntknas.runs.correlate import CorrelateConfig, run_correlate
+
+    config, scale = inputs.config, inputs.scale
+    digits = scale.dataset == "digits"
+    table = inputs.out / "groundtruth" / nb101.GROUNDTRUTH_FOLDER / nb101.DIGITS_TABLE
+    settings = CorrelateConfig(
+        space="nb101", dataset=scale.dataset, batch_size=scale.nb101_batch_size,
+        network_options=scale.nb101_builds, train_batch_size=scale.train_batch_size, bn_modes=("train", "eval"),
+        metrics=tuple(metrics), out=str(inputs.out / nb101.PART), device=config.device, workers=config.workers,
+        time_budget=budget, archs=None if digits else f"0:{scale.nb101_archs}",
+        archs_file=None if digits else config.nb101_archs_file,
+        benchmark=str(table) if digits else config.nb101_benchmark, target=DIGITS_TARGET if digits else None,
+        data_dir=config.data_dir,
+    )
+    outcome = run_correlate(
+        settings, entries=nb101.digits_entries(scale, table) if digits else None,
+        train_set=inputs.training(), test_set=inputs.test(), executor=executor, on_progress=on_progress,
+        command_line=f"{command}  # part {nb101.PART}",
     )
     return not outcome.stopped_by_budget
 
@@ -443,7 +513,7 @@ def _search(inputs: _Inputs, executor: Executor | None, on_progress: ProgressHoo
     )
     plans = {
         "baselines": replace(base, strategies=("random", "rea"), proxies=(inputs.oracle, "synflow")),
-        "lga-init": replace(base, strategies=("random", "rea"), proxies=("lga",), kernel="matrix-free",
+        "lga-init": replace(base, strategies=("random", "rea"), proxies=("lga",), kernel=scale.lga_init_kernel,
                             probes=scale.probes),
         "two-stage": replace(base, strategies=("two-stage",), proxies=("synflow",),
                              cache=(*base.cache, str(folder / "baselines"))),
@@ -505,6 +575,11 @@ def _run_study(
     parts += [
         ("init", lambda budget: _correlate(inputs, "init", ntk + zero_cost_metrics(), (0,), scale.init_archs,
                                            executor, on_progress, budget, command)),
+    ]
+    if scale.nb101_archs:
+        parts.append((nb101.PART, lambda budget: _correlate_nb101(inputs, ntk + zero_cost_metrics(), executor,
+                                                                  on_progress, budget, command)))
+    parts += [
         ("trained", lambda budget: _correlate(inputs, "trained", ntk + ("synflow",), scale.train_epochs,
                                               scale.trained_archs, executor, on_progress, budget, command)),
         ("track", lambda budget: _track(inputs, executor, on_progress, command, record)),
