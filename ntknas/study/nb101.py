@@ -1,4 +1,4 @@
-"""The study's NAS-Bench-101 part, ``init-nb101/``: experiment 1 on NB101 (SPEC §3.1).
+"""The study's NAS-Bench-101 part, ``init-nb101/``: experiment 1 on NB101 (docs/protocol.md, experiment 1).
 
 The study measured its metrics at initialization on the first 1000 cells of its all_graphs.json
 order, at batch 64 with seed 1, on networks of 128 stem channels and 3 stacks of 3 cells that it

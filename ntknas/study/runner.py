@@ -67,8 +67,8 @@ kernel setting, and one command's summary)."""
 
 PROXY_TABLE_FIX = (
     "the oracle baseline needs --proxy-table FILE: a NAS-Bench-201 table with the 12-epoch validation "
-    f"column {ORACLE_COLUMN} (e.g. nb201_supplementary.csv, exported from NAS-Bench-201 v1.x; see "
-    "docs/data.md)"
+    f"column {ORACLE_COLUMN}, written by 'ntknas export-benchmark NAS-Bench-201-v1_1-096897.pth --hp 12 "
+    "--out nb201_hp12.csv' (see docs/data.md)"
 )
 
 
@@ -105,7 +105,7 @@ class StudyConfig:
     )
     proxy_table: str | None = setting(
         None, flag="--proxy-table", parse=check.nonempty_text,
-        help=f"table with the oracle column {ORACLE_COLUMN} (e.g. nb201_supplementary.csv; cpu and study scales)",
+        help=f"table with the oracle column {ORACLE_COLUMN} (ntknas export-benchmark OFFICIAL.pth --hp 12 writes it; cpu and study scales)",
     )
     out: str = setting("runs/study", flag="--out", parse=check.nonempty_text,
                        help="study folder: one subfolder per part, results.md and results.html (default runs/study)")

@@ -32,7 +32,7 @@ TRAIN_SPLIT_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "digits": 1_258}
 part; a test keeps it equal to the loader's)."""
 
 SEARCH_POOLS = ("space", "measured")
-SEARCH_KERNELS = ("matrix-free", "exact")
+SEARCH_KERNELS = ("auto", "exact", "matrix-free")
 SIZE_FIELDS = frozenset({"init_archs", "trained_archs", "nb101_archs", "search_runs", "train_epochs"})
 """Settings that only extend what a part measures (more cells of the same order, more seeds, more
 stages): a study folder resumes under a changed value; every other setting is its identity."""
@@ -82,9 +82,10 @@ class StudyScale:
     search_tournament: int
     search_top_k: int
     second_epochs: int = 1
-    lga_init_kernel: str = "matrix-free"
-    """The kernel of the LGA-at-initialization search guide: ``exact`` at small batches (the init
-    part's stored values serve as its cache), ``matrix-free`` where the exact kernel is too large."""
+    lga_init_kernel: str = "auto"
+    """The kernel of the LGA-at-initialization search guide: ``auto`` (the faster of the two at the
+    scale's batch and device, by ``--kernel auto``'s measured rule: exact at small batches, where the
+    init part's stored values serve as its cache), or ``exact`` / ``matrix-free`` by name."""
     probes: int = 20
     """Random probes of the matrix-free LGA estimate that guides the LGA-at-initialization search."""
     network_options: tuple[tuple[str, Any], ...] = ()
@@ -271,6 +272,7 @@ SMOKE = StudyScale(
     search_population=3,
     search_tournament=2,
     search_top_k=2,
+    lga_init_kernel="matrix-free",
     probes=4,
     network_options=(("channels", 4), ("cells_per_stage", 1)),
     nb101_archs=6,
@@ -318,7 +320,7 @@ CPU = StudyScale(
     search_population=5,
     search_tournament=2,
     search_top_k=3,
-    lga_init_kernel="exact",
+    lga_init_kernel="auto",
     probes=8,
     nb101_archs=0,
     deviations=(
@@ -332,8 +334,8 @@ CPU = StudyScale(
         "trained part: epochs 0 and 1 (no 3: 60 cells at three stages would not fit)",
         "tracking: 9 cells (3 per accuracy band) for 5 stages of 49 steps (the study's: 100 epochs)",
         "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
-        "3); two-stage keeps the top 3 (the study scale: 10); LGA at initialization with the exact kernel (cheaper "
-        "than matrix-free at batch 32)",
+        "3); two-stage keeps the top 3 (the study scale: 10); LGA at initialization with --kernel auto, which "
+        "takes the exact kernel at batch 32 (faster than matrix-free there, by its measured rule)",
         "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings costs at least 3.3 "
         "times an NB201 init cell (35 s or more with the proxies), so the half hour the other parts leave would "
         "hold at most about 50 cells; a scale file with nb101_archs = N and --nb101-benchmark adds them",

@@ -123,8 +123,8 @@ def _space_blocks(part: str, space: str, records: Sequence[dict[str, Any]], verd
         for r in records
     )
     anchors = ZC_ANCHORS if part == "init" else NB101_ANCHORS
-    caption = ("SPEC §6 anchors, NB201 CIFAR-10: all 15,625 cells and the full training schedule" if part == "init"
-               else "SPEC §6 anchors, NB101: all 423,624 cells (published as absolute values)")
+    caption = ("Published anchors (docs/protocol.md), NB201 CIFAR-10: all 15,625 cells and the full training schedule" if part == "init"
+               else "Published anchors (docs/protocol.md), NB101: all 423,624 cells (published as absolute values)")
     return [
         Heading(f"{space} ({part}/)", 3, anchor=f"claim1-{part}"),
         Facts(((f"label for {space}", f"{verdict.label} ({verdict.reason})", False),)),

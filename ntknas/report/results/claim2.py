@@ -149,7 +149,7 @@ def claim2(files: StudyFiles, figures: Path, comparisons: Comparisons) -> tuple[
                          f"{fmt(c['delta_ci'][1])}]") for c in changes)
     blocks += [
         *label_blocks(verdict),
-        Paragraph("Every stage, stage 0 included, is measured on the first test images (SPEC §3.2), so the stages "
+        Paragraph("Every stage, stage 0 included, is measured on the first test images (docs/protocol.md, experiment 2), so the stages "
                   "compare with each other; stage 0 here is not the init part's augmented training batch."),
         Table(("later stage", "stage 0", "n", "Δτ [95% CI, paired]"), change_rows,
               caption="Change of τ with training, each metric against itself over the same cells "
@@ -158,6 +158,6 @@ def claim2(files: StudyFiles, figures: Path, comparisons: Comparisons) -> tuple[
               caption="trained/summary.json"),
         *missing_note(records, "trained/"),
         Image(plot_tau_vs_epochs(figures / "claim2_tau_vs_epochs.png", records), "Kendall τ against training stages"),
-        Table(("metric", "published", "protocol"), TRAINED_ANCHORS, caption="Published neighbours (SPEC §6)"),
+        Table(("metric", "published", "protocol"), TRAINED_ANCHORS, caption="Published neighbours (docs/protocol.md, published numbers)"),
     ]
     return blocks, verdict

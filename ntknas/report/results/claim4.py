@@ -226,7 +226,7 @@ def claim4(files: StudyFiles, figures: Path, comparisons: Comparisons) -> tuple[
     blocks += [
         Paragraph("Published search results on NB201 CIFAR-10 (mean ± std); they report CIFAR-10 test accuracy of "
                   "networks trained on train+valid for 200 epochs, under their own budgets. " + UNKNOWN_STUDY),
-        Table(("method", "published", "protocol"), SEARCH_ANCHORS, caption="SPEC §6 anchors"),
+        Table(("method", "published", "protocol"), SEARCH_ANCHORS, caption="Published anchors (docs/protocol.md)"),
     ]
     return blocks, verdict
 

@@ -167,7 +167,7 @@ def _scale_blocks(files: StudyFiles) -> list[Block]:
     if scale.get("rows"):
         blocks.append(Table(("setting", "value"), tuple(tuple(str(c) for c in r) for r in scale["rows"]),
                             caption=scale.get("title")))
-    blocks.append(Paragraph("Deviations from the study's protocol (SPEC §3):"))
+    blocks.append(Paragraph("Deviations from the study's protocol (docs/protocol.md):"))
     blocks.append(Facts(tuple((str(n), str(line), False)
                               for n, line in enumerate(scale.get("deviations") or ["none"], 1))))
     others = {k: v for k, v in scale.items() if k not in ("title", "rows", "deviations", "estimate")}
