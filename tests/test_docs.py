@@ -225,7 +225,7 @@ def test_generated_option_tables_show_every_option_with_its_default():
         elif action.default not in (None, [], False):
             assert f"`{action.default}`" in row or f"`{','.join(map(str, action.default))}`" in row
     assert "| `--bn BN` | `train,eval` |" in table
-    assert "**Kernel:**" in table and "| `--kernel {exact,matrix-free}` | `exact` |" in table
+    assert "**Kernel:**" in table and "| `--kernel {exact,matrix-free,auto}` | `exact` |" in table
     only_ray = hooks.options_tables("track", "where items run")
     assert "--ray-address" in only_ray and "--epochs" not in only_ray
     with pytest.raises(ValueError, match="no command"):

@@ -165,7 +165,7 @@ def test_track_on_ray_stores_what_one_process_stores(cluster, cifar_dir, tmp_pat
     outcome = run_track(TrackConfig(out=str(tmp_path / "ray"), **config), executor=RayExecutor())
     assert outcome.tracked == 2
     expected, got = _stored(tmp_path / "serial", "tracking"), _stored(tmp_path / "ray", "tracking")
-    assert len(expected) == 2 * 3 * 7 and got == expected
+    assert len(expected) == 2 * 3 * 8 and got == expected  # 8 quantities per epoch, the norm ratio included
     assert sorted(p.name for p in (tmp_path / "ray" / "checkpoints").iterdir()) == ["nb201_00000.pt", "nb201_00001.pt"]
 
 

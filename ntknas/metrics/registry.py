@@ -245,10 +245,21 @@ def get_metric(name: str) -> Metric:
     return _REGISTRY[name]
 
 
+def _listing_rank(metric: Metric) -> int:
+    module = metric.compute.__module__
+    return _BUILTIN_MODULES.index(module) if module in _BUILTIN_MODULES else len(_BUILTIN_MODULES)
+
+
 def available_metrics(family: str | None = None) -> list[str]:
-    """Names of all registered metrics (optionally of one family), in registration order."""
+    """Names of all registered metrics (optionally of one family): the built-ins in the order of
+    their modules in ``_BUILTIN_MODULES``, then the others in registration order.
+
+    The order must not depend on which module a process happened to import first: run folders
+    store metric lists (``--metrics all``, the study's proxies) and compare them on resume.
+    """
     _load_builtin_metrics()
-    return [name for name, m in _REGISTRY.items() if family is None or m.family == family]
+    ranked = sorted(_REGISTRY.items(), key=lambda item: _listing_rank(item[1]))  # stable: keeps registration order
+    return [name for name, m in ranked if family is None or m.family == family]
 
 
 def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
