@@ -36,6 +36,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
+from ntknas.analysis.aggregate import log_rank_sum  # noqa: E402
 from ntknas.analysis.statistics import rank_correlation  # noqa: E402
 from ntknas.data import draw_batch, load_for_run  # noqa: E402
 from ntknas.groundtruth import load_benchmark  # noqa: E402
@@ -142,8 +143,13 @@ def summarize(rows: dict[int, dict[str, str]], cells: set[int], metrics: list[st
     accuracy = np.array([float(row["accuracy"]) for row in chosen])
     print(f"\nSpearman ρ with {TARGET} over {len(chosen)} cells (bootstrap 95 % CI); seconds per cell")
     print(f"{'metric':<11} {'ranks':<6} {'n':>5} {'ρ':>7}  {'95 % CI':<17} {'published':<54} {'s/cell':>7}")
+    def column(name: str) -> np.ndarray:
+        return np.array([float(row[name]) if row[name] else math.nan for row in chosen])
+
     for name in metrics:
-        values = np.array([float(row[name]) if row[name] else math.nan for row in chosen])
+        components = get_metric(name).aggregate_of
+        # A set-level aggregate (az_nas) ranks the cells measured here, from its components.
+        values = log_rank_sum([column(c) for c in components]) if components else column(name)
         seconds = np.array([float(row[f"{name}_seconds"]) for row in chosen])
         correlation = rank_correlation(values, accuracy)
         low, high = correlation.spearman_ci
