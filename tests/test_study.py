@@ -386,3 +386,38 @@ def test_tracked_architectures_are_drawn_from_each_accuracy_band():
     for _, _, accuracy, band in chosen:
         assert {"low": 10 <= accuracy < 30, "mid": 40 <= accuracy < 60, "high": accuracy >= 95}[band]
     assert track_choices(SCALES["cpu"], pool) == chosen  # seeded
+
+
+@pytest.mark.slow
+def test_the_study_runs_on_tables_exported_from_an_official_file(tmp_path):
+    """Reproducible from the repository alone: an official-format NAS-Bench-201 file, exported by
+    the documented command (both schedules in one table), is all the cpu path needs for its
+    target and its 12-epoch oracle column."""
+    import torch
+    from fixtures_data import write_cifar10
+    from test_groundtruth import _nb201_state
+
+    from ntknas.spaces.nb201 import arch_from_index
+
+    state = _nb201_state()
+    # The file's own order is the official one: its cell i is NAS-Bench-201's index i.
+    state["meta_archs"] = [arch_from_index(i).to_string() for i in range(len(state["meta_archs"]))]
+    for index, schedules in state["arch2infos"].items():
+        for results in schedules.values():
+            results["arch_str"] = state["meta_archs"][index]
+    official = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
+    torch.save(state, official)
+    table = tmp_path / "nb201.csv"
+    assert main(["export-benchmark", str(official), "--hp", "12,200", "--out", str(table)]) == 0
+    write_cifar10(tmp_path / "data", per_class=4)
+    scale_file = tmp_path / "tiny-cifar.toml"
+    scale_file.write_text(TINY_CIFAR.replace("nb101_archs = 3", "nb101_archs = 0"))
+    out = tmp_path / "s"
+    status = main(["study", "--scale", str(scale_file), "--data-dir", str(tmp_path / "data"), "--no-progress",
+                   "--benchmark", str(table), "--proxy-table", str(table), "--out", str(out)])
+    assert status == 0
+    init = json.loads((out / "init" / "summary.json").read_text())
+    measured = {r["n"] for r in init if r["metric"] == "knas"}
+    assert measured == {sum(1 for i in range(4) if i in state["arch2infos"])}  # cells with an accuracy
+    page = (out / "results.md").read_text()
+    assert "nb201.csv" in page and str(tmp_path) not in page

@@ -61,6 +61,8 @@ def plot_search(path: Path, files: StudyFiles) -> Path | None:
                 if (row.strategy, row.proxy) == (strategy, proxy):
                     runs.setdefault(row.run, []).append(row)
             finals = [rs[-1] for rs in runs.values()]
+            if all(r.best_accuracy is None for r in finals):
+                continue  # nothing to draw: no choice of this search has a reported accuracy
             mean_cost = float(np.mean([r.cost for r in finals]))
             mean_acc = float(np.nanmean([np.nan if r.best_accuracy is None else r.best_accuracy for r in finals]))
             colour = f"C{number % 10}"
