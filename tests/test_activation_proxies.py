@@ -25,6 +25,7 @@ from ntknas.metrics.activation_proxies import (
     ZEN_MIXUP,
     ZEN_REPEATS,
     meco_score,
+    replayed_running_variance,
     swap_regularizer,
 )
 from ntknas.metrics.az_nas import AZ_COMPONENTS, expressivity, progressivity
@@ -190,7 +191,8 @@ def test_zen_of_a_weightless_network_equals_the_formula() -> None:
             return (t - t.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(t.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + 1e-5)
 
         gap = (bn(x) - bn(mixed)).abs().double().sum(dim=(1, 2, 3)).mean()
-        variance = (x.double().var(dim=(0, 2, 3)).mean() + mixed.double().var(dim=(0, 2, 3)).mean()) / 2
+        # running_var from 1 after two updates at momentum 0.1 with the unbiased batch variances
+        variance = 0.81 + 0.09 * x.double().var(dim=(0, 2, 3)).mean() + 0.1 * mixed.double().var(dim=(0, 2, 3)).mean()
         expected.append(math.log(gap) + math.log(math.sqrt(variance)))
     assert _value(net, "zen") == pytest.approx(float(np.mean(expected)), rel=1e-4)
 
@@ -210,6 +212,38 @@ def test_zen_of_a_constant_map_is_missing_not_an_error() -> None:
     net = nn.Sequential(_Silence(), nn.BatchNorm2d(3), nn.Conv2d(3, 2, 1))
     run = score_run(net, *_batch(), ["zen"])
     assert run.values["zen"].value is None and "not finite" in (run.values["zen"].reason or "")
+
+
+class _ZeroBranch(nn.Module):
+    """x + BN(0 · x): a BatchNorm layer that only ever sees zeros, on a path that adds nothing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm2d(3, track_running_stats=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.norm(x * 0.0)
+
+
+def test_zen_of_a_layer_fed_zeros_is_finite_as_the_authors_running_var_keeps_it() -> None:
+    # The zero-fed layer's running_var is 0.9² after two updates with σ² = 0: its term is log 0.9.
+    generator = seeded_generator(0, 1)
+    torch.randn(ZEN_BATCH, 3, 16, 16, generator=generator)  # the clean images: drawn first, cancel out
+    noise = torch.randn(ZEN_BATCH, 3, 16, 16, generator=generator)
+    gap = (ZEN_MIXUP * noise).abs().double().sum(dim=(1, 2, 3)).mean()
+    net = nn.Sequential(_ZeroBranch(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    assert _value(net, "zen") == pytest.approx(math.log(gap) + math.log(0.9), rel=1e-4)
+
+
+def test_replayed_running_variance_follows_pytorchs_update() -> None:
+    for momentum in (0.1, 0.3, None):
+        norm = nn.BatchNorm2d(2, momentum=momentum)
+        seen = []
+        for scale in (1.0, 3.0, 0.5):
+            batch = scale * torch.randn(8, 2, 4, 4, generator=seeded_generator(int(scale * 10), 0))
+            norm(batch)
+            seen.append(float(batch.double().var(dim=(0, 2, 3)).mean()))
+        assert replayed_running_variance(tuple(seen), momentum) == pytest.approx(float(norm.running_var.mean()), rel=1e-5)
 
 
 def test_zen_needs_a_spatial_feature_map() -> None:

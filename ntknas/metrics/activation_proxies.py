@@ -43,6 +43,7 @@ __all__ = [
     "pre_pooling_features",
     "swap_regularizer",
     "swap_score",
+    "replayed_running_variance",
     "zen_score",
 ]
 
@@ -237,6 +238,17 @@ def pre_pooling_features(outputs: list[torch.Tensor]) -> torch.Tensor:
     return spatial[-1]
 
 
+def replayed_running_variance(batch_variances: tuple[float, ...], momentum: float | None) -> float:
+    """A BatchNorm layer's ``running_var`` (channel mean) after forwards whose inputs had these
+    unbiased batch variances, replaying PyTorch's update from its reset value 1: with momentum
+    m, v ← (1 − m) v + m σ²; with ``None``, the cumulative average of the σ²."""
+    running = 1.0
+    for count, variance in enumerate(batch_variances, start=1):
+        weight = 1.0 / count if momentum is None else momentum
+        running = (1.0 - weight) * running + weight * variance
+    return running
+
+
 def zen_score(
     net: nn.Module, image_shape: tuple[int, ...] | torch.Size, generator: torch.Generator,
     repeats: int = ZEN_REPEATS, batch: int = ZEN_BATCH, mixup: float = ZEN_MIXUP,
@@ -245,11 +257,14 @@ def zen_score(
 
     f is the pre-pooling feature map (:func:`pre_pooling_features`) of a copy with re-drawn
     weights, x and ε standard Gaussian images (``batch`` of ``image_shape``), γ = ``mixup``.
-    The BN term reads, for each BatchNorm call, the mean over channels of the unbiased batch
-    variance of its input, averaged over the two forwards: what the authors' ``running_var``
-    holds after a forward pair with momentum-free averaging (their running average drifts
-    toward it over their 32 repeats; ntknas's BatchNorm layers may keep no running
-    statistics, so it is read from the inputs).
+    The BN term reads, for each BatchNorm call, the mean over channels of what the authors'
+    ``running_var`` holds after the forward pair: PyTorch's update from its reset value 1 with
+    the layer's momentum (0.1 by default; ``None``, the cumulative average) applied to the
+    unbiased batch variance of each forward's input. ntknas's BatchNorm layers may keep no
+    running statistics, so the update is replayed from the inputs, and the network's own
+    statistics are never touched. A layer whose input is all zero (a ``none`` edge) thus keeps
+    a positive variance, as it does for the authors; only a network whose features do not
+    depend on the input (difference 0) scores log 0 = −∞.
     """
     device = next((p.device for p in net.parameters()), torch.device("cpu"))
     shape = (batch, *tuple(image_shape))
@@ -257,6 +272,7 @@ def zen_score(
     def score(redrawn: nn.Module) -> float:
         outputs: list[torch.Tensor] = []
         variances: list[float] = []
+        momenta: list[float | None] = []
 
         def keep(module: nn.Module, args: tuple[object, ...], output: object) -> None:
             if isinstance(output, torch.Tensor) and output.dim() >= 3 and math.prod(output.shape[2:]) > 1:
@@ -269,6 +285,7 @@ def zen_score(
             total, squares = values.sum(dim=(0, 2)).double(), values.pow(2).sum(dim=(0, 2)).double()
             unbiased = (squares - total * total / count) / max(count - 1, 1)
             variances.append(max(float(unbiased.mean()), 0.0))  # rounding can leave a zero variance below 0
+            momenta.append(module.momentum if isinstance(module, nn.modules.batchnorm._BatchNorm) else None)
 
         handles = [m.register_forward_hook(keep) for m in redrawn.modules()]
         handles += [
@@ -288,7 +305,10 @@ def zen_score(
                 handle.remove()
         difference = (clean - mixed).abs().double().reshape(batch, -1).sum(dim=1).mean()
         calls = len(variances) // 2
-        scales = [math.sqrt((variances[i] + variances[calls + i]) / 2) for i in range(calls)]
+        scales = [
+            math.sqrt(replayed_running_variance((variances[i], variances[calls + i]), momenta[i]))
+            for i in range(calls)
+        ]
         if difference <= 0 or min(scales, default=1.0) <= 0:
             return -math.inf  # log 0, as the authors' torch.log gives; stored as missing
         return math.log(float(difference)) + sum(math.log(scale) for scale in scales)
