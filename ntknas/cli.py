@@ -194,13 +194,17 @@ def _add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=T.text, default="runs/demo", help="run folder (default runs/demo)")
     parser.add_argument("--archs", type=T.positive_int, default=24, help="number of NB201 cells to sample (default 24)")
     parser.add_argument("--epochs", type=T.positive_int, default=12, help="training epochs for each cell's ground-truth accuracy (default 12)")
+    parser.add_argument(
+        "--workers", type=T.positive_int, default=None,
+        help="processes that train and measure cells side by side (default: one per CPU core, at most 4; 1: this process)",
+    )
     parser.set_defaults(handler=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from ntknas.runs.demo import DemoConfig, demo_preamble, demo_search_text, run_demo, run_demo_search
 
-    config = DemoConfig(archs=args.archs, train_epochs=args.epochs)
+    config = DemoConfig(archs=args.archs, train_epochs=args.epochs, workers=args.workers)
     print(demo_preamble(config))
     training, measuring = Progress("cells", activity="training"), Progress("archs")
     outcome = run_demo(args.out, config, on_progress=measuring, on_training=training)

@@ -1,6 +1,8 @@
 """The command line: score, demo, and one-line errors."""
 
 import json
+import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -8,7 +10,7 @@ import torch
 
 from ntknas.cli import main
 from ntknas.console import Progress
-from ntknas.runs.demo import DemoConfig, run_demo
+from ntknas.runs.demo import DemoConfig, demo_workers, run_demo
 
 
 def _exit_status(args):
@@ -95,6 +97,12 @@ def test_demo_miniature_end_to_end(tmp_path):
     assert (tmp_path / "demo" / "demo_groundtruth.json").is_file()
     again = run_demo(tmp_path / "demo", config)
     assert again.measured == 0
+    # Cells trained and measured side by side in worker processes give exactly the values this
+    # process alone gives.
+    assert demo_workers(config) == min(os.cpu_count() or 1, 3)
+    run_demo(tmp_path / "alone", replace(config, workers=1))
+    for name in ("demo_groundtruth.json", "scores.csv"):
+        assert (tmp_path / "alone" / name).read_text() == (tmp_path / "demo" / name).read_text()
 
 
 @pytest.mark.parametrize("activity", ["training", "measuring"])

@@ -193,11 +193,11 @@ def test_the_program_checks_catch_made_up_statements():
         "Use `--device` (default cuda), `--batch-size` (default: 512 for ImageNet16-120) and\n"
         "`--made-up 3`; `ntknas correlate` writes `summary.json`, `scatter_METRIC.png` and\n"
         "`scores.json`. It exits with status 7 or 3.\n\n"
-        "| option | default | meaning |\n|---|---|---|\n| `--workers N` | processes (default 4) |\n\n"
+        "| option | default | meaning |\n|---|---|---|\n| `--workers N` | processes (default 7) |\n\n"
         "```bash\nntknas score --not-checked-here-but-by-the-code-block-test\n```\n"
     )
     assert docs_checks.wrong_defaults(page) == [
-        "`--workers` ... default 4: ntknas's default is ['1']",
+        "`--workers` ... default 7: ntknas's default is ['1']",
         "`--device` ... default cuda: ntknas's default is ['cpu']",
     ]
     assert docs_checks.unknown_prose_flags(page) == ["`--made-up 3`: no ntknas command has --made-up"]

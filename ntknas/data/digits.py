@@ -85,7 +85,7 @@ def load_digits_dataset(
         channels=3,
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
-        crop_padding=2,
+        crop_padding=max(1, min(2, image_size // 8)),  # one source pixel (8×8 digits), at most 2
         default_batch_size=256,
         source=_SOURCE,
     )

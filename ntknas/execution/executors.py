@@ -209,11 +209,12 @@ class ProcessPoolExecutor(Executor):
 
     name = "pool"
 
-    def __init__(self, workers: int, device: str | torch.device = "cpu") -> None:
+    def __init__(self, workers: int, device: str | torch.device = "cpu", threads: int | None = None) -> None:
+        """``threads``: torch threads of each worker (default :func:`threads_per_worker`)."""
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise NtknasError(f"{option('workers')} must be a positive integer, got {workers!r}")
         self.workers = workers
-        self.threads = threads_per_worker(workers, device)
+        self.threads = threads or threads_per_worker(workers, device)
         self._pool: _StdProcessPool | None = None
         # The contexts the open pool has served, by id, with their tokens (the context is kept
         # so that its id is not reused), and the files that carry them to the workers.

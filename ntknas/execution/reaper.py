@@ -8,6 +8,13 @@ environment variable (:meth:`Reaper.marking`), and a small watcher process, in a
 own so that a signal to the driver's process group spares it, waits for the driver to end (its
 stdin pipe closes, however the driver ends) and kills every process that carries the mark.
 
+The mark alone misses some: Ray renames its agents (``ray::DashboardAgent``) with
+setproctitle, which overwrites the memory ``/proc/PID/environ`` shows, so their mark is gone.
+While the driver lives, the watcher therefore also keeps, once a second, every descendant of a
+marked process (with its start time, so that a reused process id is never taken for it): when
+the driver ends, the raylet dies at once and its children are handed to init, but the watcher
+still knows them.
+
 The watcher runs this file as a script: the standard library only, so that it starts in a
 fraction of a second and holds a few MB. Processes are found through ``/proc``; where there is
 none (not Linux) no watcher is started.
@@ -16,6 +23,7 @@ none (not Linux) no watcher is started.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -45,13 +53,65 @@ def marked(mark: str, spare: frozenset[int] = frozenset()) -> list[int]:
     return found
 
 
-def reap(mark: str, spare: frozenset[int] = frozenset(), within: float = 10.0) -> int:
-    """Kill every process carrying ``mark`` (except ``spare``), again until none is left or
-    ``within`` seconds have passed (a dying parent may start one more child); how many."""
+def processes() -> dict[int, tuple[int, str]]:
+    """Every process's parent id and start time (clock ticks since boot, as ``/proc/PID/stat``
+    gives it), by process id; zombies left out (they cannot be killed)."""
+    found: dict[int, tuple[int, str]] = {}
+    for name in os.listdir(PROC):
+        if not name.isdigit():
+            continue
+        try:
+            with open(os.path.join(PROC, name, "stat"), "rb") as handle:
+                fields = handle.read().rpartition(b")")[2].split()
+            if fields[0] != b"Z":
+                found[int(name)] = (int(fields[1]), fields[19].decode())
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+    return found
+
+
+def descendants(roots: set[int], table: dict[int, tuple[int, str]]) -> set[int]:
+    """``roots`` and every process below them in ``table`` (:func:`processes`)."""
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    found, todo = set(), [pid for pid in roots if pid in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+class Family:
+    """The processes carrying a mark and everything they started, remembered with their start
+    times across :meth:`update` calls, so that a descendant whose environment no longer shows
+    the mark, or whose parent has died, is still found."""
+
+    def __init__(self, mark: str, spare: frozenset[int] = frozenset()) -> None:
+        self.mark, self.spare = mark, spare
+        self.known: dict[int, str] = {}
+
+    def update(self) -> list[int]:
+        """Look again; the members alive now (the same process ids with the same start times)."""
+        table = processes()
+        self.known = {pid: start for pid, start in self.known.items() if table.get(pid, (0, ""))[1] == start}
+        roots = set(marked(self.mark, self.spare)) | set(self.known)
+        for pid in descendants(roots, table) - self.spare:
+            self.known[pid] = table[pid][1]
+        return sorted(self.known)
+
+
+def reap(mark: str, spare: frozenset[int] = frozenset(), within: float = 10.0, family: Family | None = None) -> int:
+    """Kill every process carrying ``mark`` and their descendants (``family``'s members too;
+    never ``spare``), again until none is left or ``within`` seconds have passed (a dying
+    parent may start one more child); how many."""
+    family = family or Family(mark, spare)
     killed: set[int] = set()
     deadline = time.monotonic() + within
     while True:
-        pids = [pid for pid in marked(mark, spare) if not _zombie(pid)]
+        pids = family.update()
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -61,15 +121,6 @@ def reap(mark: str, spare: frozenset[int] = frozenset(), within: float = 10.0) -
         if not pids or time.monotonic() >= deadline:
             return len(killed)
         time.sleep(0.2)
-
-
-def _zombie(pid: int) -> bool:
-    """A process already dead and waiting for its parent to collect it (it cannot be killed)."""
-    try:
-        with open(os.path.join(PROC, str(pid), "stat"), "rb") as handle:
-            return handle.read().rpartition(b")")[2].split()[0] == b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 class Reaper:
@@ -112,14 +163,24 @@ class Reaper:
             pass
 
 
+WATCH_INTERVAL = 1.0
+"""Seconds between the watcher's looks at the marked processes' descendants while the driver lives."""
+
+
 def _watch(mark: str, driver: int) -> None:
-    """The watcher: block until the driver closes the pipe or dies, then reap."""
+    """The watcher: follow the marked processes' family until the driver closes the pipe or
+    dies, then reap it."""
+    family = Family(mark, spare=frozenset({driver, os.getpid()}))
+    stdin = sys.stdin.buffer.fileno()
     try:
-        while sys.stdin.buffer.read(4096):
-            pass
+        while True:
+            ready, _, _ = select.select([stdin], [], [], WATCH_INTERVAL)
+            if ready and not os.read(stdin, 4096):
+                break
+            family.update()
     except OSError:
         pass
-    reap(mark, spare=frozenset({driver, os.getpid()}))
+    reap(mark, family=family)
 
 
 if __name__ == "__main__":

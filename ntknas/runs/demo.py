@@ -9,10 +9,12 @@ those accuracies through the same pipeline as ``ntknas correlate``.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ntknas.data import ImageDataset, normalize
+from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import torch_threads
 from ntknas.files import atomic_write_text, output_folder
@@ -46,7 +49,8 @@ class DemoConfig:
     sample_seed: int = 0
     channels: int = 8
     cells_per_stage: int = 1
-    image_size: int = 16
+    # The digits' own resolution: upsampling them adds no information and costs 4× the compute.
+    image_size: int = 8
     batch_size: int = 64
     train_epochs: int = 12
     train_batch_size: int = 128
@@ -58,9 +62,27 @@ class DemoConfig:
     search_runs: int = 5
     search_population: int = 4
     search_tournament: int = 2
-    # Torch CPU threads while the demo trains and measures (None: torch's default). Its cells are
-    # 8 channels wide on 16×16 digits: one thread is faster than two, as at the study's smoke scale.
+    # Torch CPU threads of each process that trains and measures (None: torch's default). Its
+    # cells are 8 channels wide on 8×8 digits: one thread is faster than two, as at the study's
+    # smoke scale, so the cores are used by training and measuring cells side by side instead.
     threads: int | None = 1
+    # Processes that train and measure cells side by side (None: one per CPU core, at most
+    # MAX_DEMO_WORKERS; 1: this process alone).
+    workers: int | None = None
+
+
+DIGITS_RESOLUTION = 8
+MAX_DEMO_WORKERS = 4
+"""More processes than this spend more time starting (each imports torch) than the demo's
+24 small cells give them to do."""
+
+
+def demo_workers(config: DemoConfig) -> int:
+    """The processes the demo runs its cells in: ``config.workers``, or one per core (at most
+    :data:`MAX_DEMO_WORKERS`, at most one per cell)."""
+    if config.workers is not None:
+        return config.workers
+    return max(1, min(os.cpu_count() or 1, MAX_DEMO_WORKERS, config.archs))
 
 
 def evaluate_accuracy(net: torch.nn.Module, dataset: ImageDataset, batch_size: int = 512) -> float:
@@ -79,29 +101,56 @@ def evaluate_accuracy(net: torch.nn.Module, dataset: ImageDataset, batch_size: i
 
 def demo_ground_truth(
     config: DemoConfig, indices: list[int], train_set: ImageDataset, test_set: ImageDataset, out: Path,
-    on_progress: ProgressHook | None = None,
+    on_progress: ProgressHook | None = None, executor: Executor | None = None,
 ) -> dict[int, float]:
     """Each cell's digits test accuracy after brief training; cached in the run folder."""
-
-    def build(key: str) -> torch.nn.Module:
-        return build_nb201(arch_from_index(int(key)), 10, channels=config.channels, cells_per_stage=config.cells_per_stage)
-
+    build = functools.partial(_build_demo_cell, channels=config.channels, cells_per_stage=config.cells_per_stage)
     known = trained_accuracies(
         [str(i) for i in indices], build, _config_key(config), train_set, test_set,
         TrainConfig(batch_size=config.train_batch_size, seed=config.model_seed), config.train_epochs,
-        out / GROUND_TRUTH_FILE, on_progress,
+        out / GROUND_TRUTH_FILE, on_progress, executor,
     )
     return {i: known[str(i)] for i in indices}
+
+
+def _build_demo_cell(key: str, channels: int, cells_per_stage: int) -> torch.nn.Module:
+    return build_nb201(arch_from_index(int(key)), 10, channels=channels, cells_per_stage=cells_per_stage)
+
+
+@dataclass(frozen=True)
+class _TrainingContext:
+    """What every cell's training shares (a :class:`~ntknas.execution.executors.WorkContext`)."""
+
+    build: Callable[[str], torch.nn.Module]
+    train_set: ImageDataset
+    test_set: ImageDataset
+    recipe: TrainConfig
+    epochs: int
+
+    def portable(self) -> _TrainingContext:
+        return self
+
+    def local(self) -> _TrainingContext:
+        return self
+
+
+def _train_and_test(context: _TrainingContext, key: str, done: frozenset[str]) -> Iterator[float]:
+    torch.manual_seed(context.recipe.seed)
+    net = context.build(key)
+    Trainer(net, context.train_set, context.recipe, "cpu").train_epochs(context.epochs)
+    yield evaluate_accuracy(net, context.test_set)
 
 
 def trained_accuracies(
     keys: Sequence[str], build: Callable[[str], torch.nn.Module], settings: Mapping[str, object],
     train_set: ImageDataset, test_set: ImageDataset, recipe: TrainConfig, epochs: int, cache: Path,
-    on_progress: ProgressHook | None = None,
+    on_progress: ProgressHook | None = None, executor: Executor | None = None,
 ) -> dict[str, float]:
     """Each architecture's test accuracy after ``epochs`` of ``recipe`` from the network ``build``
     makes (seeded by the recipe's seed): the ground truth of runs on data no benchmark covers.
-    Cached in ``cache`` one architecture at a time, under ``settings`` (what makes the values)."""
+    Cached in ``cache`` one architecture at a time, under ``settings`` (what makes the values).
+    ``executor`` trains them (default: this process; another process needs a ``build`` that
+    pickles, e.g. a module-level function or a ``functools.partial`` of one)."""
     known: dict[str, float] = {}
     if cache.is_file():
         stored = json.loads(cache.read_text())
@@ -112,11 +161,10 @@ def trained_accuracies(
         log.info("training %d cells for %d epochs each to get their own test accuracy…", len(todo), epochs)
         if on_progress is not None:
             on_progress(0, len(todo), "")
-        for number, key in enumerate(todo, start=1):
-            torch.manual_seed(recipe.seed)
-            net = build(key)
-            Trainer(net, train_set, recipe, "cpu").train_epochs(epochs)
-            known[key] = evaluate_accuracy(net, test_set)
+        context = _TrainingContext(build, train_set, test_set, recipe, epochs)
+        runner = executor or SerialExecutor()
+        for number, (key, results) in enumerate(runner.map(_train_and_test, context, [Task(k) for k in todo]), start=1):
+            known[key] = next(iter(results))
             atomic_write_text(cache, json.dumps({"config": dict(settings), "accuracy": known}, indent=1))
             if on_progress is not None:
                 on_progress(number, len(todo), key)
@@ -136,20 +184,25 @@ def run_demo(
     on_training: ProgressHook | None = None,
 ) -> CorrelateOutcome:
     """Train the sampled cells for their ground truth (``on_training`` follows it), then measure
-    and correlate their metrics (``on_progress`` follows that), on ``config.threads`` threads."""
+    and correlate their metrics (``on_progress`` follows that), in :func:`demo_workers`
+    processes of ``config.threads`` threads each."""
     with torch_threads(config.threads):
-        return _run_demo(output_folder(out), config, on_progress, on_training)
+        workers = demo_workers(config)
+        executor = SerialExecutor() if workers == 1 else ProcessPoolExecutor(workers, threads=config.threads)
+        with executor:
+            return _run_demo(output_folder(out), config, on_progress, on_training, executor)
 
 
 def _run_demo(
-    out: Path, config: DemoConfig, on_progress: ProgressHook | None, on_training: ProgressHook | None
+    out: Path, config: DemoConfig, on_progress: ProgressHook | None, on_training: ProgressHook | None,
+    executor: Executor,
 ) -> CorrelateOutcome:
     from ntknas.data.digits import load_digits_dataset
 
     started = time.perf_counter()
     train_set, test_set = load_digits_dataset(image_size=config.image_size)
     indices = select_positions(NB201_NUM_ARCHS, None, config.archs, config.sample_seed)
-    accuracy = demo_ground_truth(config, indices, train_set, test_set, out, on_training)
+    accuracy = demo_ground_truth(config, indices, train_set, test_set, out, on_training, executor)
     entries = [
         ArchEntry(arch_from_index(i).to_string(), i, arch_from_index(i), accuracy[i]) for i in indices
     ]
@@ -161,7 +214,7 @@ def _run_demo(
     log.info("measuring the NTK metrics of %d cells at initialization…", len(entries))
     outcome = run_correlate(
         correlate_config, entries=entries, train_set=train_set, test_set=test_set,
-        on_progress=on_progress, command_line="ntknas demo --out " + str(out),
+        on_progress=on_progress, command_line="ntknas demo --out " + str(out), executor=executor,
     )
     outcome.seconds = time.perf_counter() - started
     return outcome
@@ -225,13 +278,19 @@ def demo_search_text(outcome: SearchOutcome, config: DemoConfig) -> str:
     return "\n".join(lines)
 
 
+def _resolution(image_size: int) -> str:
+    if image_size == DIGITS_RESOLUTION:
+        return f"{image_size}×{image_size}, their own resolution"
+    return f"8×8, resized bilinearly to {image_size}×{image_size}"
+
+
 def demo_preamble(config: DemoConfig) -> str:
     return (
         "ntknas demo — a MINIATURE of the study's experiment 1, not the benchmark.\n"
-        f"  data: scikit-learn's 1,797 handwritten digits (8×8, upsampled to {config.image_size}×{config.image_size}), "
-        "no download needed\n"
+        f"  data: scikit-learn's 1,797 handwritten digits ({_resolution(config.image_size)}), no download needed\n"
         f"  architectures: {config.archs} NAS-Bench-201 cells sampled with seed {config.sample_seed}, built at "
-        f"{config.channels} channels and {config.cells_per_stage} cell per stage (the benchmark uses 16 and 5)\n"
+        f"{config.channels} channels and {config.cells_per_stage} cell per stage (the benchmark uses 16 and 5), "
+        f"{demo_workers(config)} at a time\n"
         f"  ground truth: each cell's own digits test accuracy after {config.train_epochs} epochs of SGD "
         f"(lr 0.025, momentum 0.9, wd 3e-4, batch {config.train_batch_size}), not NAS-Bench-201's CIFAR accuracy\n"
         f"  metrics: measured at initialization on one augmented batch of {config.batch_size} training digits, "
