@@ -12,10 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ntknas.analysis.statistics import BOOTSTRAP_RESAMPLES, percentile_interval
+from ntknas.analysis.statistics import BOOTSTRAP_RESAMPLES, percentile_interval, resample_counts, weighted_kendall
 
-BLOCK_ENTRIES = 4_000_000
-"""Pair-matrix entries built at a time (cells × column block): bounds memory for large cell sets."""
+__all__ = ["MeanDifference", "PairedTau", "mean_difference", "paired_kendall", "resample_counts", "weighted_kendall"]
 
 
 @dataclass(frozen=True)
@@ -42,44 +41,6 @@ class MeanDifference:
     delta: float
     delta_ci: tuple[float, float]
     paired: bool
-
-
-def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
-    """How often each of ``n`` units appears in each of ``resamples`` draws with replacement
-    (the draws :func:`ntknas.analysis.statistics.rank_correlation` makes for the same seed)."""
-    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    flat = rows + n * np.arange(resamples)[:, None]
-    return np.bincount(flat.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
-
-
-def weighted_kendall(x: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Kendall τ-b of (x, y) for each row of ``weights`` (unit multiplicities, e.g. bootstrap counts).
-
-    A resample repeats cell i w_i times; its τ-b is wᵀCw / sqrt(wᵀXw · wᵀYw), with C_ij the
-    concordance sign(x_i − x_j)·sign(y_i − y_j), X_ij = [x_i ≠ x_j] and Y_ij = [y_i ≠ y_j] (copies of
-    one cell tie in both, so they add nothing anywhere). One matrix product per block of columns
-    replaces a sort per resample. NaN where a resample is constant in x or y.
-    """
-    weights = np.atleast_2d(np.asarray(weights, dtype=np.float64))
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    n = x.size
-    concordant = np.zeros(weights.shape[0])
-    untied_x = np.zeros(weights.shape[0])
-    untied_y = np.zeros(weights.shape[0])
-    block = max(1, BLOCK_ENTRIES // max(n, 1))
-    for start in range(0, n, block):
-        columns = slice(start, min(n, start + block))
-        dx = np.sign(x[:, None] - x[None, columns])
-        dy = np.sign(y[:, None] - y[None, columns])
-        local = weights[:, columns]
-        concordant += np.einsum("rc,rc->r", weights @ (dx * dy), local)
-        untied_x += np.einsum("rc,rc->r", weights @ (dx != 0), local)
-        untied_y += np.einsum("rc,rc->r", weights @ (dy != 0), local)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tau = concordant / np.sqrt(untied_x * untied_y)
-    tau[(untied_x == 0) | (untied_y == 0)] = math.nan
-    return tau
 
 
 def paired_kendall(
