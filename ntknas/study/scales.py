@@ -308,7 +308,7 @@ CPU = StudyScale(
     dataset="cifar10",
     init_archs=200,
     batch_size=32,
-    trained_archs=40,
+    trained_archs=20,
     train_epochs=(0, 1),
     steps_per_stage=STUDY_STEPS_PER_EPOCH,
     train_batch_size=128,
@@ -324,14 +324,14 @@ CPU = StudyScale(
     probes=8,
     nb101_archs=0,
     deviations=(
-        "architectures: the first 200 NB201 cells at initialization (the study's: 1000), the first 40 of them "
+        "architectures: the first 200 NB201 cells at initialization (the study's: 1000), the first 20 of them "
         "after training (the study's: 1000)",
         "measurement batch 32 (the study's: 256)",
         "training: each stage is the study's 49 SGD steps at lr 0.025, at batch 128 on a fixed seeded subset of "
         "6,272 of CIFAR-10's 50,000 training images (the study's: all 50,000 at batch 1024); every part uses the "
         "subset, the init batch is drawn from it; the stored values keep the key 'cifar10', so do not pass these "
         "folders to --cache of runs on the full split",
-        "trained part: epochs 0 and 1 (no 3: 40 cells at three stages would not fit)",
+        "trained part: epochs 0 and 1 (no 3: a third stage would not fit)",
         "tracking: 9 cells (3 per accuracy band) for 5 stages of 49 steps (the study's: 100 epochs)",
         "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
         "3); two-stage keeps the top 3 (the study scale: 10); LGA at initialization with --kernel auto, which "
