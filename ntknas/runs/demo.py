@@ -165,7 +165,9 @@ def trained_accuracies(
         runner = executor or SerialExecutor()
         for number, (key, results) in enumerate(runner.map(_train_and_test, context, [Task(k) for k in todo]), start=1):
             known[key] = next(iter(results))
-            atomic_write_text(cache, json.dumps({"config": dict(settings), "accuracy": known}, indent=1))
+            # In the order of ``keys`` (cells finish in any order side by side): the file reads the same.
+            ordered = {k: known[k] for k in [*keys, *known] if k in known}
+            atomic_write_text(cache, json.dumps({"config": dict(settings), "accuracy": ordered}, indent=1))
             if on_progress is not None:
                 on_progress(number, len(todo), key)
     return {k: known[k] for k in keys}
