@@ -359,8 +359,8 @@ def _add_study(commands: argparse._SubParsersAction) -> None:
         help="the paper's experiments and the LGA-guided search at a named scale, with one results page",
         description=(
             "Run experiment 1 (init/), experiment 2 (trained/), kernel tracking (track/) and the searches "
-            "(search/) at --scale smoke (built-in digits, no download), cpu (CIFAR-10, about 3 hours on 2 "
-            "cores) or study (the study's protocol), then write results.md and results.html. Resumable: "
+            "(search/) at --scale smoke (built-in digits, no download), cpu (CIFAR-10, about 2 h 20 min on 2 "
+            "cores with --workers 2) or study (the study's protocol), then write results.md and results.html. Resumable: "
             "rerun the same command after a kill; finished parts are skipped."
         ),
     )

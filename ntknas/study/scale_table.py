@@ -42,24 +42,22 @@ DIGITS_ONLY = frozenset({"image_size", "ground_truth_epochs", "oracle_epochs"})
 NB101_ONLY = frozenset({"nb101_batch_size", "nb101_network_options"})
 
 PART_TIMES = """
-Per item, on this project's machine (2 CPU cores, PyTorch 2.13.0 CPU build), for the cpu scale.
-The base figures are wall times the 2026-12-05 cpu run recorded (2 threads, the machine to
-itself); the splits (proxies' share of an init cell, an NB101 cell against an NB201 one) are
-ratios of CPU seconds of single items timed on 2026-12-07 at one thread while other jobs loaded
-the machine about eightfold, so wall times measured then would have been meaningless and only
-ratios are used; expect the same or a little less on an idle machine.
+Per item, on this project's machine (2 CPU cores, PyTorch 2.13.0 CPU build), for the cpu scale
+run with `--workers 2` (two processes of one thread each: on these cores they train 1.2 times as
+many steps a second as one process of two threads, and measure as fast). Measured on 2026-12-07
+in a run of the parts before this scale's last resize (200 cells at initialization, 20 after
+training; it was stopped in its tracking part, so the search's times are estimated from the
+costs it is made of).
 
 | part | per item | items at the cpu scale | time |
 |---|---|---|---|
-| init: 5 NTK metrics and the proxies, both BN modes, batch 32 | 8.2 s with the 2021 proxies (29 % of it); ≤ 10.6 s with a proxy set twice as costly | 250 cells | ≤ 44 min |
-| init-nb101: the same on NB101 at batch 64, stem 128, 3 × 3 cells | at least 3.3 × an NB201 init cell (over 126 CPU s against 38 at one thread; the timing was stopped there): 35 s or more | 0 cells (a scale file can add them) | — |
-| trained: one 49-step stage at batch 128 (0.645 s a step) | 31.6 s | 60 cells × 1 stage | 32 min |
-| trained: one measurement stage, 6 metrics, both BN modes | 5.8 s | 60 cells × 2 stages | 12 min |
-| track: one 49-step stage and a 10 × 10 kernel | about 32 s | 9 cells × 5 stages | 24 min |
-| search: LGA at initialization, exact kernel, train BN | about 2.9 s (the NTK share of an init cell, one BN mode) | about 350 distinct cells | 17 min |
-| search: two-stage's training of the top 3, one 49-step stage each | 31.6 s + one LGA | 10 runs × 3 | 18 min |
+| init: the NTK metrics and every proxy, both BN modes, batch 32 | 13.3 s a cell, two at a time (measured over 9 cells with the machine to itself; 200 cells took 59 min beside other jobs) | 160 cells | 36 min |
+| trained: stage 0 measured, 49 SGD steps at batch 128, stage 1 measured | 49 steps: 34–254 s at one thread (mean 150 s, beside a test suite for most of it); a step of the largest cell takes 3.6 s at one thread, 2.1 s at two | 20 cells, two at a time | about 25 min |
+| track: one stage of 49 steps and a 10 × 10 kernel | 51–173 s a stage at one thread (4 cells measured with the machine to itself) | 9 cells × 5 stages, two cells at a time | about 50 min |
+| search: LGA at initialization, exact kernel, train BN | about 5 s a distinct cell at one thread (the NTK share of an init cell, one BN mode), estimated | about 350 distinct cells | about 15 min |
+| search: two-stage's training of the top 2, one 49-step stage each | about 100 s at one thread (the tracking stages' mean), estimated | 10 runs × 2 | about 17 min |
 | search: synflow and the oracle's lookups | under 0.5 s | about 350 cells | 2 min |
-| total | | | about 2 h 30 min |
+| total | | | about 2 h 20 min |
 """
 
 

@@ -306,7 +306,7 @@ CPU = StudyScale(
     name="cpu",
     title="cpu: CIFAR-10 sized to finish within 3 hours on 2 CPU cores",
     dataset="cifar10",
-    init_archs=200,
+    init_archs=160,
     batch_size=32,
     trained_archs=20,
     train_epochs=(0, 1),
@@ -319,12 +319,12 @@ CPU = StudyScale(
     search_candidates=20,
     search_population=5,
     search_tournament=2,
-    search_top_k=3,
+    search_top_k=2,
     lga_init_kernel="auto",
     probes=8,
     nb101_archs=0,
     deviations=(
-        "architectures: the first 200 NB201 cells at initialization (the study's: 1000), the first 20 of them "
+        "architectures: the first 160 NB201 cells at initialization (the study's: 1000), the first 20 of them "
         "after training (the study's: 1000)",
         "measurement batch 32 (the study's: 256)",
         "training: each stage is the study's 49 SGD steps at lr 0.025, at batch 128 on a fixed seeded subset of "
@@ -334,18 +334,17 @@ CPU = StudyScale(
         "trained part: epochs 0 and 1 (no 3: a third stage would not fit)",
         "tracking: 9 cells (3 per accuracy band) for 5 stages of 49 steps (the study's: 100 epochs)",
         "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
-        "3); two-stage keeps the top 3 (the study scale: 10); LGA at initialization with --kernel auto, which "
+        "3); two-stage keeps the top 2 (the study scale: 10); LGA at initialization with --kernel auto, which "
         "takes the exact kernel at batch 32 (faster than matrix-free there, by its measured rule)",
         "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings costs at least 3.3 "
-        "times an NB201 init cell (35 s or more with the proxies), so the half hour the other parts leave would "
-        "hold at most about 50 cells; a scale file with nb101_archs = N and --nb101-benchmark adds them",
+        "times an NB201 init cell (about 44 s or more with every proxy), and the other parts already fill the "
+        "time; a scale file with nb101_archs = N and --nb101-benchmark adds them",
         "images: CIFAR-10 as written by make_cifar10.py went through one JPEG round trip",
     ),
     estimate=(
-        "estimated at about 2 h 30 min on 2 CPU cores from measured per-item times (the trained stage, tracking "
-        "and search from the 2026-12-05 run's per-step and per-cell wall times, the proxies' share and NB101's "
-        "cost from CPU seconds of single items on 2026-12-07, on a machine shared with other jobs, so as ratios "
-        "only): see docs/study_scales.md, 'How long each part takes'; not yet run end to end at these settings"
+        "about 2 h 20 min on 2 CPU cores with --workers 2, estimated from per-item times measured on 2026-12-07 "
+        "(an interrupted run of these parts: init and trained measured whole, tracking 4 of its 9 cells, the "
+        "search from its parts' costs): see docs/study_scales.md, 'How long each part takes'"
     ),
 )
 
