@@ -67,7 +67,7 @@ def test_chunked_bootstrap_equals_one_chunk(monkeypatch):
     x, y = rng.normal(size=30), rng.normal(size=30)
     samples = rng.integers(0, 30, size=(50, 30))
     whole = statistics._bootstrap_whole_array(x, y, samples)
-    monkeypatch.setattr(statistics, "_PAIRS_PER_CHUNK", 1000)  # 435 pairs a resample: chunks of 2
+    monkeypatch.setattr(statistics, "_RANKS_PER_CHUNK", 60)  # 30 ranks a resample: chunks of 2
     for chunked, reference in zip(statistics._bootstrap_whole_array(x, y, samples), whole):
         np.testing.assert_array_equal(chunked, reference)
 

@@ -13,7 +13,7 @@ CONFIDENCE = 0.95
 # Up to this many architectures the bootstrap runs over all resamples at once (O(n²) pairs each);
 # above it, one resample at a time (O(n log n) each) is faster.
 WHOLE_ARRAY_MAX_N = 300
-_PAIRS_PER_CHUNK = 2_000_000
+_RANKS_PER_CHUNK = 2_000_000
 BLOCK_ENTRIES = 4_000_000
 """Pair-matrix entries built at a time (cells × column block): bounds memory for large cell sets."""
 
@@ -82,12 +82,9 @@ def _bootstrap_whole_array(x: np.ndarray, y: np.ndarray, samples: np.ndarray) ->
     O(n²) per resample, but no per-call overhead (a scipy call costs ~1 ms, which dominated every
     small run's summary). Kendall's τ-b from each resample's multiplicities
     (:func:`weighted_kendall`); Spearman's ρ chunked so that the rank arrays stay near
-    ``_PAIRS_PER_CHUNK`` entries."""
-    n = samples.shape[1]
-    flat = samples + n * np.arange(len(samples))[:, None]
-    counts = np.bincount(flat.ravel(), minlength=len(samples) * n).reshape(len(samples), n).astype(np.float64)
-    kendall_boot = np.clip(weighted_kendall(x, y, counts), -1.0, 1.0)
-    chunk = max(1, _PAIRS_PER_CHUNK // max(1, n * (n - 1) // 2))
+    ``_RANKS_PER_CHUNK`` entries."""
+    kendall_boot = np.clip(weighted_kendall(x, y, _multiplicities(samples)), -1.0, 1.0)
+    chunk = max(1, _RANKS_PER_CHUNK // samples.shape[1])
     spearman_boot = np.empty(len(samples))
     with np.errstate(invalid="ignore", divide="ignore"):  # a constant resample: 0/0, NaN as intended
         for start in range(0, len(samples), chunk):
@@ -110,8 +107,13 @@ def _spearman_fast(x: np.ndarray, y: np.ndarray) -> float:
 def resample_counts(n: int, resamples: int, seed: int) -> np.ndarray:
     """How often each of ``n`` units appears in each of ``resamples`` draws with replacement
     (the draws :func:`rank_correlation` makes for the same seed)."""
-    rows = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
-    flat = rows + n * np.arange(resamples)[:, None]
+    return _multiplicities(np.random.default_rng(seed).integers(0, n, size=(resamples, n)))
+
+
+def _multiplicities(samples: np.ndarray) -> np.ndarray:
+    """How often each of the n units appears in each row of ``samples`` (resamples × n positions)."""
+    resamples, n = samples.shape
+    flat = samples + n * np.arange(resamples)[:, None]
     return np.bincount(flat.ravel(), minlength=resamples * n).reshape(resamples, n).astype(np.float64)
 
 

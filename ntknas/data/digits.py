@@ -19,6 +19,8 @@ from ntknas.errors import DataError, NtknasError
 
 _SOURCE = "bundled with scikit-learn (sklearn.datasets.load_digits); no download needed"
 _SKLEARN_MAX = 16.0  # load_digits pixel values are counts 0..16
+DIGITS_RESOLUTION = 8
+"""The side of scikit-learn's digit images, in pixels."""
 
 
 def _load_sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -85,7 +87,7 @@ def load_digits_dataset(
         channels=3,
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
-        crop_padding=max(1, min(2, image_size // 8)),  # one source pixel (8×8 digits), at most 2
+        crop_padding=max(1, min(2, image_size // DIGITS_RESOLUTION)),  # one source pixel, at most 2
         default_batch_size=256,
         source=_SOURCE,
     )
@@ -115,4 +117,4 @@ def read_digits_split(data_dir: object, split: str) -> tuple[np.ndarray, np.ndar
     return part.images.numpy(), part.labels.numpy()
 
 
-__all__ = ["DIGITS_NAME", "digits_info", "load_digits_dataset", "read_digits_split"]
+__all__ = ["DIGITS_NAME", "DIGITS_RESOLUTION", "digits_info", "load_digits_dataset", "read_digits_split"]

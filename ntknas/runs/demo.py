@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from ntknas.data import ImageDataset, normalize
+from ntknas.data.digits import DIGITS_RESOLUTION
 from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task
 from ntknas.execution.progress import ProgressHook
 from ntknas.execution.runtime import torch_threads
@@ -50,7 +51,7 @@ class DemoConfig:
     channels: int = 8
     cells_per_stage: int = 1
     # The digits' own resolution: upsampling them adds no information and costs 4× the compute.
-    image_size: int = 8
+    image_size: int = DIGITS_RESOLUTION
     batch_size: int = 64
     train_epochs: int = 12
     train_batch_size: int = 128
@@ -71,7 +72,6 @@ class DemoConfig:
     workers: int | None = None
 
 
-DIGITS_RESOLUTION = 8
 MAX_DEMO_WORKERS = 4
 """More processes than this spend more time starting (each imports torch) than the demo's
 24 small cells give them to do."""
@@ -283,7 +283,7 @@ def demo_search_text(outcome: SearchOutcome, config: DemoConfig) -> str:
 def _resolution(image_size: int) -> str:
     if image_size == DIGITS_RESOLUTION:
         return f"{image_size}×{image_size}, their own resolution"
-    return f"8×8, resized bilinearly to {image_size}×{image_size}"
+    return f"{DIGITS_RESOLUTION}×{DIGITS_RESOLUTION}, resized bilinearly to {image_size}×{image_size}"
 
 
 def demo_preamble(config: DemoConfig) -> str:
