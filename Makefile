@@ -12,7 +12,10 @@ TORCH_INDEX ?=
 # `make test PYTEST_WORKERS=` runs it in one process.
 PYTEST_WORKERS ?= -n auto --dist loadfile
 
-.PHONY: demo test setup docs clean
+# The static checks run side by side (mypy alone would leave a core idle), then the suite.
+CHECK_JOBS ?= 2
+
+.PHONY: demo test checks lint typecheck layers manual setup docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,11 +30,22 @@ demo: $(STAMP)
 	$(BIN)/ntknas demo --out runs/demo
 
 test: $(STAMP)
-	$(BIN)/ruff check tests ntknas
-	$(BIN)/mypy ntknas
-	$(BIN)/lint-imports
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+	$(MAKE) --no-print-directory --output-sync=target -j$(CHECK_JOBS) checks
 	$(BIN)/python -m pytest -q $(PYTEST_WORKERS)
+
+checks: lint typecheck layers manual
+
+lint: $(STAMP)
+	$(BIN)/ruff check tests ntknas
+
+typecheck: $(STAMP)
+	$(BIN)/mypy ntknas
+
+layers: $(STAMP)
+	$(BIN)/lint-imports
+
+manual: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve

@@ -359,7 +359,7 @@ def _add_study(commands: argparse._SubParsersAction) -> None:
         help="the paper's experiments and the LGA-guided search at a named scale, with one results page",
         description=(
             "Run experiment 1 (init/), experiment 2 (trained/), kernel tracking (track/) and the searches "
-            "(search/) at --scale smoke (built-in digits, no download), cpu (CIFAR-10, about 2 h 20 min on 2 "
+            "(search/) at --scale smoke (built-in digits, no download), cpu (CIFAR-10, 1 h 32 min on 2 "
             "cores with --workers 2) or study (the study's protocol), then write results.md and results.html. Resumable: "
             "rerun the same command after a kill; finished parts are skipped."
         ),

@@ -209,7 +209,23 @@ EXIT_STATUS = re.compile(
     r"\b(?:exit(?:s|ed|ing)?(?: with)?(?: status(?:es)?)?|status(?:es)?)\s+(?P<codes>\d+(?:\s*(?:/|,|or|and)\s*\d+)*)",
     re.I,
 )
-STATUS_ROW = re.compile(r"^\|\s*(?P<codes>\d+(?:\s*/\s*\d+)*)\s*\|", re.M)
+STATUS_ROW = re.compile(r"^\|\s*(?P<codes>\d+(?:\s*/\s*\d+)*)\s*\|")
+STATUS_HEADER = re.compile(r"^\|\s*(exit )?status\s*\|", re.I)
+
+
+def status_table_rows(markdown: str) -> list[str]:
+    """The rows of the tables whose first column is the exit status (not a results table that
+    happens to have a status column, or rows numbered 1, 2, ...)."""
+    rows: list[str] = []
+    in_status_table = False
+    for line in markdown.splitlines():
+        if not line.startswith("|"):
+            in_status_table = False
+        elif STATUS_HEADER.match(line):
+            in_status_table = True
+        elif in_status_table:
+            rows.append(line)
+    return rows
 
 
 def unknown_exit_statuses(markdown: str) -> list[str]:
@@ -217,8 +233,7 @@ def unknown_exit_statuses(markdown: str) -> list[str]:
     command line never returns."""
     text = re.sub(r"\s*\n\s*", " ", prose(markdown))
     found = [m.group("codes") for m in EXIT_STATUS.finditer(text)]
-    if "| status |" in markdown:
-        found += [m.group("codes") for m in STATUS_ROW.finditer(markdown)]
+    found += [m.group("codes") for row in status_table_rows(markdown) if (m := STATUS_ROW.match(row))]
     problems = []
     for codes in found:
         for code in map(int, re.findall(r"\d+", codes)):

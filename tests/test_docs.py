@@ -203,6 +203,9 @@ def test_the_program_checks_catch_made_up_statements():
     assert docs_checks.unknown_prose_flags(page) == ["`--made-up 3`: no ntknas command has --made-up"]
     assert docs_checks.unknown_output_files(page) == ["`scores.json`: no ntknas code names a file scores.json"]
     assert [p.split(":")[0] for p in docs_checks.unknown_exit_statuses(page)] == ["exit status 7"]
+    tables = ("| status | meaning |\n|---|---|\n| 0 | finished |\n| 6 / 2 | made up |\n\n"
+              "| claim | part | status |\n|---|---|---|\n| 1 | init | done |\n| 9 | track | done |\n")
+    assert [p.split(":")[0] for p in docs_checks.unknown_exit_statuses(tables)] == ["exit status 6"]
 
 
 def test_the_exit_statuses_are_read_from_the_program():

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory) -> Path:
-    """One uninterrupted smoke study (the reference of the resume test too): about a minute on 2
-    CPU cores, so it is not marked slow; the kill -9 and CIFAR-path tests are."""
+    """One uninterrupted smoke study: about a minute on 2 CPU cores, so it is not marked slow; the
+    kill -9 and CIFAR-path tests are."""
     out = tmp_path_factory.mktemp("study") / "smoke"
     started = time.process_time()  # CPU seconds (the smoke scale runs on one thread): a busy machine's wait is not counted
     outcome = run_study(StudyConfig(scale="smoke", out=str(out)))
@@ -192,39 +192,63 @@ def _choices(summary: dict) -> list[tuple]:
             for r in summary["searches"]]
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("killed_in", ["init", "init-nb101"])
-def test_kill_9_mid_study_then_rerun_equals_an_uninterrupted_run(smoke, tmp_path, killed_in):
-    out = tmp_path / "killed"
-    script = ("import sys; from ntknas.cli import main; "
-              f"sys.exit(main(['study', '--scale', 'smoke', '--out', {str(out)!r}, '--no-progress']))")
+KILL_SCALE = """
+base = "smoke"
+name = "kill"
+init_archs = 5
+trained_archs = 3
+nb101_archs = 5
+search_runs = 1
+search_candidates = 4
+track_epochs = 1
+"""
+"""The smoke scale cut to what the resume test needs: each killed part keeps items to redo."""
+
+
+def _killed_study(command: list[str], folder: Path, part: str) -> None:
+    """Run ``ntknas`` COMMAND in a child process and kill -9 it once PART has stored two items."""
+    script = f"import sys; from ntknas.cli import main; sys.exit(main({command!r}))"
     env = os.environ | {"PYTHONPATH": str(REPO)}
     process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while _items(out / killed_in) < 2:  # the part has items: mid-part, mid-study
+        while _items(folder / part) < 2:  # the part has items: mid-part, mid-study
             assert process.poll() is None, "the study ended before it could be killed"
-            assert time.monotonic() < deadline, f"no {killed_in} item stored within 5 minutes"
+            assert time.monotonic() < deadline, f"no {part} item stored within 5 minutes"
             time.sleep(0.05)
         os.kill(process.pid, signal.SIGKILL)
     finally:
         process.wait()
-    record = json.loads((out / STUDY_FILE).read_text())
-    assert record["parts"].get(killed_in, {}).get("status") != "done"
-    outcome = run_study(StudyConfig(scale="smoke", out=str(out)))
+    record = json.loads((folder / STUDY_FILE).read_text())
+    assert record["parts"].get(part, {}).get("status") != "done", part
+
+
+@pytest.mark.slow
+def test_kill_9_mid_study_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    """Killed in the init part, resumed and killed again in the NB101 part, then resumed to the
+    end: every stored value equals an uninterrupted run's, on a cut-down smoke scale."""
+    scale_file = tmp_path / "kill.toml"
+    scale_file.write_text(KILL_SCALE)
+    reference, out = tmp_path / "uninterrupted", tmp_path / "killed"
+    assert not run_study(StudyConfig(scale=str(scale_file), out=str(reference))).stopped_by_budget
+    command = ["study", "--scale", str(scale_file), "--out", str(out), "--no-progress"]
+    for killed_in in ("init", "init-nb101"):
+        _killed_study(command, out, killed_in)
+    outcome = run_study(StudyConfig(scale=str(scale_file), out=str(out)))
     assert not outcome.stopped_by_budget
     for part in ("init", "init-nb101", "trained", "search/baselines", "search/lga-init", "search/two-stage"):
-        assert _measurements(out / part) == _measurements(smoke / part), part
-    assert _tracking(out / "track") == _tracking(smoke / "track")
+        assert _measurements(out / part) == _measurements(reference / part), part
+    assert _tracking(out / "track") == _tracking(reference / "track")
     for part in ("init", "init-nb101", "trained"):
-        assert json.loads((out / part / "summary.json").read_text()) == json.loads((smoke / part / "summary.json").read_text())
+        assert json.loads((out / part / "summary.json").read_text()) == \
+            json.loads((reference / part / "summary.json").read_text())
     for name in ("baselines", "lga-init", "two-stage"):
         assert _choices(json.loads((out / "search" / name / "summary.json").read_text())) == \
-            _choices(json.loads((smoke / "search" / name / "summary.json").read_text()))
+            _choices(json.loads((reference / "search" / name / "summary.json").read_text()))
     for table in ("digits_benchmark.csv", "nb101/digits_nb101.csv"):
-        assert (out / "groundtruth" / table).read_text() == (smoke / "groundtruth" / table).read_text()
-    kept = json.loads((smoke / "verdicts.json").read_text())
+        assert (out / "groundtruth" / table).read_text() == (reference / "groundtruth" / table).read_text()
+    kept = json.loads((reference / "verdicts.json").read_text())
     again = json.loads((out / "verdicts.json").read_text())
     def measured(verdicts: list) -> list:  # costs are wall seconds: they differ from run to run
         return [[(n["file"], n["field"], n["value"]) for n in v["numbers"] if "cost" not in n["field"]]

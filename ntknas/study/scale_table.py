@@ -42,22 +42,20 @@ DIGITS_ONLY = frozenset({"image_size", "ground_truth_epochs", "oracle_epochs"})
 NB101_ONLY = frozenset({"nb101_batch_size", "nb101_network_options"})
 
 PART_TIMES = """
-Per item, on this project's machine (2 CPU cores, PyTorch 2.13.0 CPU build), for the cpu scale
-run with `--workers 2` (two processes of one thread each: on these cores they train 1.2 times as
-many steps a second as one process of two threads, and measure as fast). Measured on 2026-12-07
-in a run of the parts before this scale's last resize (200 cells at initialization, 20 after
-training; it was stopped in its tracking part, so the search's times are estimated from the
-costs it is made of).
+Measured on this project's machine (2 CPU cores, PyTorch 2.13.0 CPU build) in the run that made
+the published CIFAR-10 page: the cpu scale with `--workers 2` (two processes of one thread each),
+one uninterrupted invocation with the machine to itself, 2026-12-07/08. "Per item" is the seconds
+one worker spent on one item (the stores' own timings); two workers run side by side.
 
-| part | per item | items at the cpu scale | time |
+| part | per item | items | wall time |
 |---|---|---|---|
-| init: the NTK metrics and every proxy, both BN modes, batch 32 | 13.3 s a cell, two at a time (measured over 9 cells with the machine to itself; 200 cells took 59 min beside other jobs) | 160 cells | 36 min |
-| trained: stage 0 measured, 49 SGD steps at batch 128, stage 1 measured | 49 steps: 34–254 s at one thread (mean 150 s, beside a test suite for most of it); a step of the largest cell takes 3.6 s at one thread, 2.1 s at two | 20 cells, two at a time | about 25 min |
-| track: one stage of 49 steps and a 10 × 10 kernel | 51–173 s a stage at one thread (4 cells measured with the machine to itself) | 9 cells × 5 stages, two cells at a time | about 50 min |
-| search: LGA at initialization, exact kernel, train BN | about 5 s a distinct cell at one thread (the NTK share of an init cell, one BN mode), estimated | about 350 distinct cells | about 15 min |
-| search: two-stage's training of the top 2, one 49-step stage each | about 100 s at one thread (the tracking stages' mean), estimated | 10 runs × 2 | about 17 min |
-| search: synflow and the oracle's lookups | under 0.5 s | about 350 cells | 2 min |
-| total | | | about 2 h 20 min |
+| init: the NTK metrics and every proxy, both BN modes, batch 32 | 13.6 s a cell (1.8–25.0) | 160 cells | 1,097 s (18 min) |
+| trained: stage 0 measured; 49 SGD steps at batch 128, then stage 1 measured | stage 0: 10.0 s; stage 1: 67.9 s (29.5–119.3) | 20 cells | 799 s (13 min) |
+| track: a stage of 49 steps and the kernels | 64.2 s a stage of training (36.1–79.8); the 10 × 10 kernels 0.1 s | 9 cells × 5 stages | 1,555 s (26 min) |
+| search: the oracle's and synflow's guides (lookups, synflow) | 0.1 s a cell | 346 distinct cells | 15 s |
+| search: LGA at initialization (exact kernel, train BN) | 6.0 s a cell | 344 distinct cells | 17 min 44 s |
+| search: two-stage (synflow, then the top 2 trained one 49-step stage and scored by LGA) | 93.5 s a trained cell (66.4–117.3) | 10 runs × 2 | 16 min |
+| total | | | 5,505 s (1 h 32 min) |
 """
 
 

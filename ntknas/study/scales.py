@@ -342,9 +342,8 @@ CPU = StudyScale(
         "images: CIFAR-10 as written by make_cifar10.py went through one JPEG round trip",
     ),
     estimate=(
-        "about 2 h 20 min on 2 CPU cores with --workers 2, estimated from per-item times measured on 2026-12-07 "
-        "(an interrupted run of these parts: init and trained measured whole, tracking 4 of its 9 cells, the "
-        "search from its parts' costs): see docs/study_scales.md, 'How long each part takes'"
+        "1 h 32 min on 2 CPU cores with --workers 2, measured on 2026-12-07/08 (the run of the published "
+        "CIFAR-10 page): see docs/study_scales.md, 'How long each part takes'"
     ),
 )
 
