@@ -249,3 +249,18 @@ def test_claim3_skips_a_saturated_quantity_and_says_so(tmp_path, with_norm_ratio
     page = (root / "results.md").read_text()
     assert "at its ceiling (every cell ≥ 0.95)" in page
     assert ("not recorded in this track run" in page) is (not with_norm_ratio)
+
+
+@pytest.mark.parametrize(("dataset", "value", "images"), [
+    ("cifar10", "6,272: a fixed seeded subset, 49 full batches of 128", 6272),  # the cpu scale's row
+    ("cifar10", "2,500 (a subset)", 2500),
+    ("cifar10", "all 50,000 of the training split", 50000),
+    ("cifar10", "all", 50000),
+    ("digits", "the whole training split", None),
+])
+def test_the_oracle_bill_reads_the_images_per_stage_from_the_scale_table(tmp_path, dataset, value, images):
+    from ntknas.report.results.files import StudyFiles
+
+    rows = [["dataset", dataset], ["training images per stage", value]]
+    files = StudyFiles(root=tmp_path, study={"scale": {"rows": rows}}, init=None, trained=None, searches={})
+    assert files.images_per_stage() == images

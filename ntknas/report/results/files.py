@@ -21,6 +21,8 @@ SCORES_FILE = "scores.csv"
 TRACK_CSV = "track.csv"
 DATASET_TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet16-120": 151_700}
 """Training-split sizes, for a scale row that says it trains on "all" of a dataset's images."""
+LEADING_COUNT = re.compile(r"\s*(?:all\s+)?(?P<count>\d[\d,]*)")
+"""The image count a scale-table value starts with ("6,272: a subset", "all 50,000 of the split")."""
 
 
 def read_json(path: Path) -> Any:
@@ -122,9 +124,10 @@ class StudyFiles:
         rows = {str(k).lower(): str(v) for k, v in scale.get("rows") or []}
         for label, value in rows.items():
             if "images per" in label and "stage" in label or "images per epoch" in label:
-                number = re.sub(r"[,\s]", "", value.split("(")[0])
-                if number.isdigit():
-                    return int(number)
-                if number == "all":
+                # "6,272: a fixed seeded subset, ...", "2,500 (a subset)", "all 50,000 of the training split", "all"
+                leading = LEADING_COUNT.match(value)
+                if leading:
+                    return int(leading.group("count").replace(",", ""))
+                if value.strip().lower().startswith("all"):
                     return DATASET_TRAIN_IMAGES.get(rows.get("dataset", "").lower())
         return None
