@@ -85,7 +85,7 @@ class StudyConfig:
     """Settings of ``ntknas study``: the scale (what is run) and where the inputs and outputs are."""
 
     scale: str = setting("smoke", flag="--scale", parse=check.nonempty_text, metavar="SCALE",
-                         help="smoke (built-in digits, minutes) | cpu (CIFAR-10, ~2.5 h on 2 cores, --workers 2) | study (the "
+                         help="smoke (built-in digits, minutes) | cpu (CIFAR-10, ~1.5 h on 2 cores, --workers 2) | study (the "
                               "study's protocol: a GPU or a Ray cluster) | PATH.toml (a scale file: a named scale "
                               "with overrides)")
     data_dir: str | None = setting(None, flag="--data-dir", parse=check.nonempty_text,
