@@ -8,9 +8,10 @@ STAMP := $(VENV)/.ntknas-installed
 # picks the CPU build; it applies when .venv is created (`make clean` first to switch).
 TORCH_INDEX ?=
 # The suite runs on every core (pytest-xdist; each worker gets its share of torch threads, see
-# tests/conftest.py), a test module per worker so that module fixtures are built once.
+# tests/conftest.py), a test module per worker so that module fixtures are built once, the longest
+# modules first (tests/conftest.py's LONGEST_MODULES, in collection order: --no-loadscope-reorder).
 # `make test PYTEST_WORKERS=` runs it in one process.
-PYTEST_WORKERS ?= -n auto --dist loadfile
+PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 
 # The static checks run side by side (mypy alone would leave a core idle), then the suite.
 CHECK_JOBS ?= 2

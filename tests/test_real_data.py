@@ -79,3 +79,14 @@ def test_ci_requires_the_shared_data() -> None:
     """.ci/run is the one place that knows ../shared is there: it must not let those tests skip."""
     ci = (TESTS.parent / ".ci" / "run").read_text()
     assert f"export {REQUIRE_SHARED}=1" in ci
+
+
+def test_the_modules_started_first_exist_and_the_makefile_keeps_their_order():
+    """conftest.py's LONGEST_MODULES orders the suite only under --no-loadscope-reorder, and only
+    for modules that still exist under those names (a renamed module would silently run last)."""
+    from conftest import LONGEST_MODULES
+
+    assert len(set(LONGEST_MODULES)) == len(LONGEST_MODULES)
+    assert all((TESTS / name).is_file() for name in LONGEST_MODULES)
+    makefile = (TESTS.parent / "Makefile").read_text()
+    assert "--dist loadfile --no-loadscope-reorder" in makefile

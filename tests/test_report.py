@@ -168,3 +168,18 @@ def test_the_summary_says_why_a_correlation_is_missing(tmp_path, capsys, nb201_c
     assert "- lga, BN train, epoch 0: 4 missing: LGA is undefined for a constant kernel (4)" in markdown
     records = json.loads((out / "summary.json").read_text())
     assert {r["metric"]: r["missing_reasons"] for r in records}["lga"] == {"LGA is undefined for a constant kernel": 4}
+
+
+def test_the_claim_2_figure_of_too_few_trained_cells_says_so_without_a_warning(tmp_path):
+    """Two trained cells (a scale file's trained_archs = 2) give no τ: the figure says why, and
+    matplotlib is not asked for a legend of nothing (its warning reached the terminal)."""
+    import warnings
+
+    from ntknas.report.results.claim2 import plot_tau_vs_epochs
+
+    records = [{"metric": "lga", "bn": bn, "train_epochs": stage, "kendall": None, "kendall_ci": [None, None]}
+               for bn in ("train", "eval") for stage in (0, 1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        path = plot_tau_vs_epochs(tmp_path / "claim2.png", records)
+    assert path.read_bytes().startswith(PNG_SIGNATURE)

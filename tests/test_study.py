@@ -4,12 +4,7 @@ after kill -9, and bad input."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -159,105 +154,6 @@ def test_rerun_of_a_finished_study_skips_every_part(smoke):
 
 
 # ----------------------------------------------------------------------------------------------
-# kill -9 mid-study, rerun: the same stores and summaries as an uninterrupted run
-# ----------------------------------------------------------------------------------------------
-
-
-def _items(folder: Path) -> int:
-    try:
-        with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
-            return int(db.execute("SELECT COUNT(*) FROM items").fetchone()[0])
-    except sqlite3.Error:
-        return 0
-
-
-def _measurements(folder: Path) -> set[tuple]:
-    with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
-        rows = db.execute(
-            "SELECT space, arch, dataset, bn_mode, train_epochs, seed, batch_size, protocol, metric, value, reason "
-            "FROM measurements").fetchall()
-    return set(rows)
-
-
-def _tracking(folder: Path) -> list[tuple]:
-    """Every tracked quantity but the wall times (not stored values of the experiment)."""
-    with sqlite3.connect(f"file:{folder / 'results.sqlite'}?mode=ro", uri=True) as db:
-        return sorted(db.execute(
-            "SELECT arch, epoch, quantity, value FROM tracking WHERE quantity NOT IN ('train_seconds', 'kernel_seconds')"
-        ).fetchall())
-
-
-def _choices(summary: dict) -> list[tuple]:
-    return [(r["strategy"], r["proxy"], r["accuracy_mean"], tuple((f["arch"], f["accuracy"]) for f in r["final"]))
-            for r in summary["searches"]]
-
-
-KILL_SCALE = """
-base = "smoke"
-name = "kill"
-init_archs = 5
-trained_archs = 3
-nb101_archs = 5
-search_runs = 1
-search_candidates = 4
-track_epochs = 1
-"""
-"""The smoke scale cut to what the resume test needs: each killed part keeps items to redo."""
-
-
-def _killed_study(command: list[str], folder: Path, part: str) -> None:
-    """Run ``ntknas`` COMMAND in a child process and kill -9 it once PART has stored two items."""
-    script = f"import sys; from ntknas.cli import main; sys.exit(main({command!r}))"
-    env = os.environ | {"PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 300
-        while _items(folder / part) < 2:  # the part has items: mid-part, mid-study
-            assert process.poll() is None, "the study ended before it could be killed"
-            assert time.monotonic() < deadline, f"no {part} item stored within 5 minutes"
-            time.sleep(0.05)
-        os.kill(process.pid, signal.SIGKILL)
-    finally:
-        process.wait()
-    record = json.loads((folder / STUDY_FILE).read_text())
-    assert record["parts"].get(part, {}).get("status") != "done", part
-
-
-@pytest.mark.slow
-def test_kill_9_mid_study_then_rerun_equals_an_uninterrupted_run(tmp_path):
-    """Killed in the init part, resumed and killed again in the NB101 part, then resumed to the
-    end: every stored value equals an uninterrupted run's, on a cut-down smoke scale."""
-    scale_file = tmp_path / "kill.toml"
-    scale_file.write_text(KILL_SCALE)
-    reference, out = tmp_path / "uninterrupted", tmp_path / "killed"
-    assert not run_study(StudyConfig(scale=str(scale_file), out=str(reference))).stopped_by_budget
-    command = ["study", "--scale", str(scale_file), "--out", str(out), "--no-progress"]
-    for killed_in in ("init", "init-nb101"):
-        _killed_study(command, out, killed_in)
-    outcome = run_study(StudyConfig(scale=str(scale_file), out=str(out)))
-    assert not outcome.stopped_by_budget
-    for part in ("init", "init-nb101", "trained", "search/baselines", "search/lga-init", "search/two-stage"):
-        assert _measurements(out / part) == _measurements(reference / part), part
-    assert _tracking(out / "track") == _tracking(reference / "track")
-    for part in ("init", "init-nb101", "trained"):
-        assert json.loads((out / part / "summary.json").read_text()) == \
-            json.loads((reference / part / "summary.json").read_text())
-    for name in ("baselines", "lga-init", "two-stage"):
-        assert _choices(json.loads((out / "search" / name / "summary.json").read_text())) == \
-            _choices(json.loads((reference / "search" / name / "summary.json").read_text()))
-    for table in ("digits_benchmark.csv", "nb101/digits_nb101.csv"):
-        assert (out / "groundtruth" / table).read_text() == (reference / "groundtruth" / table).read_text()
-    kept = json.loads((reference / "verdicts.json").read_text())
-    again = json.loads((out / "verdicts.json").read_text())
-    def measured(verdicts: list) -> list:  # costs are wall seconds: they differ from run to run
-        return [[(n["file"], n["field"], n["value"]) for n in v["numbers"] if "cost" not in n["field"]]
-                for v in verdicts]
-
-    assert measured(again) == measured(kept)
-
-
-# ----------------------------------------------------------------------------------------------
 # Bad input and the scales
 # ----------------------------------------------------------------------------------------------
 
@@ -330,77 +226,6 @@ def test_a_spent_time_budget_stops_before_any_part_and_still_writes_the_page(tmp
     assert "not finished" in page and page.count("Not measured yet") == 4
 
 
-TINY_CIFAR = """
-base = "cpu"
-name = "tiny-cifar"
-init_archs = 4
-batch_size = 4
-trained_archs = 3
-steps_per_stage = 2
-train_batch_size = 20
-track_archs_per_band = 1
-track_bands = [["low", 0.1, 0.3], ["high", 0.95, 1.0]]
-track_epochs = 1
-search_runs = 1
-search_candidates = 4
-search_population = 2
-search_tournament = 2
-search_top_k = 2
-probes = 2
-network_options = { channels = 4, cells_per_stage = 1 }
-nb101_archs = 3
-nb101_batch_size = 4
-nb101_network_options = { stem_channels = 4, cells_per_stack = 1 }
-threads = 1
-"""
-
-
-@pytest.mark.slow
-def test_a_cifar_scale_file_runs_every_part_from_the_benchmarks_and_the_proxy_table(tmp_path, shared_data):
-    """The cpu and study scales' path (benchmark table, data folder, oracle column from the proxy
-    table, the whole space searched, NB101 from the official tfrecord in the study's
-    all_graphs.json order) through a scale file, on miniature cells and a few fake CIFAR-10 images."""
-    from fixtures_data import write_cifar10
-    from fixtures_nb101 import CELLS, write_all_graphs_json, write_official_tfrecord
-
-    write_cifar10(tmp_path / "data", per_class=4)  # 40 training images: 2 steps of 20
-    write_official_tfrecord(tmp_path / "nasbench_only108.tfrecord")
-    order = write_all_graphs_json(tmp_path / "all_graphs.json", list(reversed(CELLS)))
-    scale_file = tmp_path / "tiny-cifar.toml"
-    scale_file.write_text(TINY_CIFAR)
-    out = tmp_path / "s"
-    status = main(["study", "--scale", str(scale_file), "--data-dir", str(tmp_path / "data"), "--no-progress",
-                   "--benchmark", str(shared_data / "nb201" / "nb201_accuracies.csv"),
-                   "--proxy-table", str(shared_data / "nb201" / "nb201_supplementary.csv"),
-                   "--nb101-benchmark", str(tmp_path / "nasbench_only108.tfrecord"),
-                   "--nb101-archs-file", str(tmp_path / "all_graphs.json"), "--out", str(out)])
-    assert status == 0
-    init = json.loads((out / "init" / "summary.json").read_text())
-    # The NTK metrics have a value for every cell; a proxy that cannot apply to a cell of this
-    # miniature (epe_nas on a batch of 4 distinct classes) is missing with its reason.
-    assert {r["n"] for r in init if r["metric"] in ("knas", "tenas", "fnorm", "trace", "lga")} == {4}
-    assert all(r["n"] + r["missing"] == 4 and (r["missing"] == 0 or r["missing_reasons"]) for r in init)
-    assert {r["target"] for r in init} == {"cifar10_valid_test"}
-    nb101_records = json.loads((out / "init-nb101" / "summary.json").read_text())
-    assert {r["target"] for r in nb101_records} == {"test_max"}  # the official file: the max of three runs
-    assert {r["n"] for r in nb101_records if r["metric"] == "knas"} == {3}
-    with sqlite3.connect(out / "init-nb101" / "results.sqlite") as db:
-        measured = {row[0] for row in db.execute("SELECT DISTINCT arch FROM measurements")}
-    assert measured == set(order[:3])  # the first cells of the all_graphs.json order
-    baselines = json.loads((out / "search" / "baselines" / "summary.json").read_text())
-    assert ("rea", "bench:cifar10_valid_valid_hp12") in {(r["strategy"], r["proxy"]) for r in baselines["searches"]}
-    assert baselines["spec"]["best_in_space"] == pytest.approx(91.523333)  # the whole space: its best cifar10_valid_test
-    record = json.loads((out / STUDY_FILE).read_text())
-    assert [b["band"] for b in record["track_bands"]] == ["low", "high"]
-    assert "scale file tiny-cifar.toml: nb101_archs = 3 (cpu: 0)" in record["scale"]["deviations"]
-    assert not any("test_acc_seed0" in line or "all_graphs.json order" in line for line in record["scale"]["deviations"])
-    assert ["SGD steps per stage", "2"] in record["scale"]["rows"]
-    verdicts = json.loads((out / "verdicts.json").read_text())
-    assert [v["claim"] for v in verdicts] == [1, 2, 3, 4]
-    page = (out / "results.md").read_text().replace("\\_", "_")  # Markdown escapes the underscores
-    assert "scale file tiny-cifar.toml: nb101_archs = 3 (cpu: 0)" in page
-
-
 def test_tracked_architectures_are_drawn_from_each_accuracy_band():
     pool = [(f"a{i}", i, float(i)) for i in range(100)]
     chosen = track_choices(SCALES["cpu"], pool)
@@ -410,38 +235,3 @@ def test_tracked_architectures_are_drawn_from_each_accuracy_band():
     for _, _, accuracy, band in chosen:
         assert {"low": 10 <= accuracy < 30, "mid": 40 <= accuracy < 60, "high": accuracy >= 95}[band]
     assert track_choices(SCALES["cpu"], pool) == chosen  # seeded
-
-
-@pytest.mark.slow
-def test_the_study_runs_on_tables_exported_from_an_official_file(tmp_path):
-    """Reproducible from the repository alone: an official-format NAS-Bench-201 file, exported by
-    the documented command (both schedules in one table), is all the cpu path needs for its
-    target and its 12-epoch oracle column."""
-    import torch
-    from fixtures_data import write_cifar10
-    from test_groundtruth import _nb201_state
-
-    from ntknas.spaces.nb201 import arch_from_index
-
-    state = _nb201_state()
-    # The file's own order is the official one: its cell i is NAS-Bench-201's index i.
-    state["meta_archs"] = [arch_from_index(i).to_string() for i in range(len(state["meta_archs"]))]
-    for index, schedules in state["arch2infos"].items():
-        for results in schedules.values():
-            results["arch_str"] = state["meta_archs"][index]
-    official = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
-    torch.save(state, official)
-    table = tmp_path / "nb201.csv"
-    assert main(["export-benchmark", str(official), "--hp", "12,200", "--out", str(table)]) == 0
-    write_cifar10(tmp_path / "data", per_class=4)
-    scale_file = tmp_path / "tiny-cifar.toml"
-    scale_file.write_text(TINY_CIFAR.replace("nb101_archs = 3", "nb101_archs = 0"))
-    out = tmp_path / "s"
-    status = main(["study", "--scale", str(scale_file), "--data-dir", str(tmp_path / "data"), "--no-progress",
-                   "--benchmark", str(table), "--proxy-table", str(table), "--out", str(out)])
-    assert status == 0
-    init = json.loads((out / "init" / "summary.json").read_text())
-    measured = {r["n"] for r in init if r["metric"] == "knas"}
-    assert measured == {sum(1 for i in range(4) if i in state["arch2infos"])}  # cells with an accuracy
-    page = (out / "results.md").read_text()
-    assert "nb201.csv" in page and str(tmp_path) not in page

@@ -385,7 +385,9 @@ def plot_best_so_far(path: Path, rows: Sequence[SearchRow], spec: SearchSpec) ->
             ax.plot(grid, mean, color=color, label=f"{label.text} ({len(curves)} runs)")
             ax.fill_between(grid, mean - spread, mean + spread, color=color, alpha=0.2, linewidth=0)
             tail = slice(len(grid) // 10, None)
-            shown[ax] += [float(np.nanmin(mean[tail] - spread[tail])), float(np.nanmax(mean[tail] + spread[tail]))]
+            low, high = mean[tail] - spread[tail], mean[tail] + spread[tail]
+            if np.isfinite(low).any():  # a guide none of whose candidates has an accuracy draws nothing
+                shown[ax] += [float(np.nanmin(low)), float(np.nanmax(high))]
     for ax in (by_count, by_cost):
         if spec.best_in_space is not None:
             ax.axhline(spec.best_in_space, color="black", linewidth=0.8, linestyle=":", label="best in the space")

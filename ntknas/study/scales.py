@@ -272,8 +272,6 @@ SMOKE = StudyScale(
     search_population=3,
     search_tournament=2,
     search_top_k=2,
-    lga_init_kernel="matrix-free",
-    probes=4,
     network_options=(("channels", 4), ("cells_per_stage", 1)),
     nb101_archs=6,
     nb101_batch_size=16,
@@ -295,7 +293,6 @@ SMOKE = StudyScale(
         "trained part: epochs 0 and 1 only (no 3)",
         "tracking: 3 cells (one per accuracy tertile) for 2 epochs (the study's: 100 epochs)",
         "search: 2 runs of 6 candidates among the 8 measured cells (the study's: 10 runs of 100 in the space)",
-        "LGA at initialization (matrix-free) with 4 probes (default 20)",
         "NAS-Bench-101: 6 seeded random cells at stem 4 and 1 cell per stack, batch 16 (the study's: the first "
         "1000 of its all_graphs.json, stem 128, 3 cells per stack, batch 64)",
     ),
@@ -336,9 +333,10 @@ CPU = StudyScale(
         "search: 10 runs of 20 candidates (the study's: 100), REA population 5 and tournament 2 (NB201's: 10 and "
         "3); two-stage keeps the top 2 (the study scale: 10); LGA at initialization with --kernel auto, which "
         "takes the exact kernel at batch 32 (faster than matrix-free there, by its measured rule)",
-        "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings costs at least 3.3 "
-        "times an NB201 init cell (about 44 s or more with every proxy), and the other parts already fill the "
-        "time; a scale file with nb101_archs = N and --nb101-benchmark adds them",
+        "NAS-Bench-101: not measured (nb101_archs 0): one NB101 cell at the study's settings (stem 128, 3 stacks "
+        "of 3 cells, batch 64, both BN modes, every metric) had not finished after 11.5 CPU minutes (measured "
+        "2026-12-08), so the hour and a half the other parts leave of the 3 hours holds fewer than 15 cells, too "
+        "few for a verdict; a scale file with nb101_archs = N and --nb101-benchmark adds them",
         "images: CIFAR-10 as written by make_cifar10.py went through one JPEG round trip",
     ),
     estimate=(

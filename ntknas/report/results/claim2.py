@@ -51,7 +51,10 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     ax.set_ylabel("Kendall τ with accuracy (signed)")
     ax.set_title("τ against training (bars: 95% CI)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
+    else:  # no metric has a τ: fewer than 3 trained cells (a scale file's trained_archs)
+        ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
     return save_figure(fig, path)
 
 
