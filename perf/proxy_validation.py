@@ -3,7 +3,7 @@
     python perf/proxy_validation.py [--cells 1000] [--batch 64] [--metrics grasp,fisher,...]
                                     [--data-dir DIR] [--out runs/proxy_validation.csv]
                                     [--variant benchmark|study] [--target COLUMN]
-                                    [--inputs batch|gaussian] [--reinit none|kaiming]
+                                    [--inputs batch|fresh-batch|gaussian] [--reinit none|kaiming]
                                     [--zero-conv-bias] [--compare OTHER.csv]
 
 For a seeded sample of NB201 cells (by default the benchmark's own network variant, as MeCo and
@@ -26,9 +26,10 @@ make_cifar10.py writes it there first (a minute or two).
 The protocol options reproduce where a published number's protocol departs from this one, one
 difference at a time (docs/metrics.md, "Every proxy together"): ``--inputs fresh-batch`` scores
 each cell on its own augmented batch, as the zero-cost paper's data loader draws;
-``--inputs gaussian`` scores each cell on its own N(0, 1) batch and ``--reinit kaiming`` re-draws each cell's conv/linear weights
-Kaiming-normal (fan-in, biases 0, affine BatchNorm 1/0), both seeded by the cell index, as AZ-NAS's
-code does; ``--zero-conv-bias`` zeroes the biases of the study variant's cell convolutions (the
+``--inputs gaussian`` scores each cell on its own N(0, 1) batch and ``--reinit kaiming`` re-draws
+each cell's conv/linear weights Kaiming-normal (fan-in) with zero biases (``--init kaiming
+--bias-init zero``; BatchNorm keeps its construction-time 1 and 0), both seeded by the cell
+index, as AZ-NAS's code does; ``--zero-conv-bias`` zeroes the biases of the study variant's cell convolutions (the
 control for fisher). The protocol is recorded beside the CSV (OUT.protocol.json) and a rerun with
 another is refused. ``--compare OTHER.csv`` then prints, per metric, the paired difference
 ρ(OUT) − ρ(OTHER) over the cells both hold, with a paired bootstrap 95 % CI (cells resampled once
@@ -57,12 +58,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a checkout without installing the package
 
 from ntknas.analysis.aggregate import log_rank_sum  # noqa: E402
-from ntknas.analysis.statistics import rank_correlation  # noqa: E402
+from ntknas.analysis.statistics import percentile_interval, rank_correlation  # noqa: E402
 from ntknas.data import draw_batch, load_for_run  # noqa: E402
 from ntknas.groundtruth import load_benchmark  # noqa: E402
 from ntknas.inputs.selection import select_positions  # noqa: E402
 from ntknas.metrics import available_metrics, get_metric, parse_metric_list  # noqa: E402
 from ntknas.scoring import score_run  # noqa: E402
+from ntknas.spaces.init import initialize  # noqa: E402
 from ntknas.spaces.nb201 import build_nb201  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(cells)} cells (sample seed {args.sample_seed}), {len(cells) - len(todo)} already in {args.out}")
     if todo:
         train = training_split(args.data_dir, args.device)
-        measure(todo, benchmark, metrics, protocol.batches(train), args.out, args.device, protocol)
+        measure(todo, benchmark, metrics, protocol, train, args.out, args.device)
     accuracy = {int(c): benchmark.accuracy(c) for c in cells}
     summarize(read_done(args.out, metrics), accuracy, metrics, args.target)
     if args.compare is not None:
@@ -152,18 +154,10 @@ class Protocol:
     def network(self, cell: int, device: str) -> torch.nn.Module:
         torch.manual_seed(MODEL_SEED)
         net = build_nb201(cell, num_classes=10, variant=self.variant)
+        if self.reinit == "kaiming":
+            torch.manual_seed(cell)
+            initialize(net, "nb201", weights="kaiming", biases="zero")
         with torch.no_grad():
-            if self.reinit == "kaiming":
-                generator = torch.Generator().manual_seed(cell)
-                for module in net.modules():
-                    if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
-                        fan_in = module.weight[0].numel()
-                        module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * math.sqrt(2 / fan_in))
-                        if module.bias is not None:
-                            module.bias.zero_()
-                    elif isinstance(module, torch.nn.BatchNorm2d) and module.affine:
-                        module.weight.fill_(1.0)
-                        module.bias.zero_()
             if self.zero_conv_bias:
                 for module in net.modules():
                     if isinstance(module, torch.nn.Conv2d) and module.bias is not None:
@@ -210,7 +204,8 @@ def read_done(path: Path, metrics: list[str]) -> dict[int, dict[str, str]]:
         return {int(row["index"]): row for row in reader}
 
 
-def measure(cells, benchmark, metrics, batch_for, out: Path, device: str, protocol: Protocol) -> None:
+def measure(cells, benchmark, metrics, protocol: Protocol, train: Any, out: Path, device: str) -> None:
+    batch_for = protocol.batches(train)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.is_file()
     with open(out, "a", newline="") as handle:
@@ -295,7 +290,7 @@ def compare(rows: dict[int, dict[str, str]], other: dict[int, dict[str, str]], a
         rho_a, rho_b = spearman(a, y), spearman(b, y)
         draws = np.random.default_rng(seed).integers(0, a.size, size=(resamples, a.size))
         boot = np.array([spearman(a[d], y[d]) - spearman(b[d], y[d]) for d in draws])
-        low, high = np.nanpercentile(boot, [2.5, 97.5])
+        low, high = percentile_interval(boot)
         print(f"{label:<11} n={a.size:>4}  ρ {rho_a:+.3f} vs {rho_b:+.3f}  Δρ {rho_a - rho_b:+.3f} [{low:+.3f}, {high:+.3f}]")
 
 

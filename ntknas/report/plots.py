@@ -15,6 +15,18 @@ if TYPE_CHECKING:
     from ntknas.report.correlation import ScoreRow, SummarySpec
 
 
+TOO_FEW = "too few architectures for a correlation"
+
+
+def legend_or_note(ax: Any, note: str = TOO_FEW, **legend: Any) -> None:
+    """The legend of the axes' labelled artists or, when none has a label (no metric had a τ),
+    NOTE across the empty plot: matplotlib warns on the terminal when asked for a legend of nothing."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**legend)
+    else:
+        ax.text(0.5, 0.5, note, ha="center", transform=ax.transAxes)
+
+
 def _wide_range(values: np.ndarray) -> bool:
     positive = values[np.isfinite(values)]
     return positive.size > 1 and bool(np.all(positive > 0)) and positive.max() / positive.min() > 1e3
@@ -66,10 +78,7 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]], config: Su
     ax.set_ylabel("Kendall τ with accuracy (signed)")
     ax.set_title("How much training do the metrics need?")
     ax.grid(alpha=0.3)
-    if ax.get_lines()[1:]:  # the first line is the zero axis
-        ax.legend(fontsize=7, ncol=2)
-    else:
-        ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
+    legend_or_note(ax, fontsize=7, ncol=2)
     fig.tight_layout()
     with atomic_binary(path) as handle:
         fig.savefig(handle, format="png", dpi=110)

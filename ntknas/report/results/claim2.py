@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ntknas.report.document import Block, Heading, Image, Paragraph, Table
+from ntknas.report.plots import legend_or_note
 from ntknas.report.results.citing import Verdict, cite, cite_interval, find_record
 from ntknas.report.results.claim1 import best_pair
 from ntknas.report.results.common import fmt, label_blocks, missing_note, missing_text, named, save_figure, with_ci
@@ -51,10 +52,7 @@ def plot_tau_vs_epochs(path: Path, records: Sequence[dict[str, Any]]) -> Path:
     ax.set_ylabel("Kendall τ with accuracy (signed)")
     ax.set_title("τ against training (bars: 95% CI)", fontsize=10)
     ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, ncol=2)
-    else:  # no metric has a τ: fewer than 3 trained cells (a scale file's trained_archs)
-        ax.text(0.5, 0.5, "too few architectures for a correlation", ha="center", transform=ax.transAxes)
+    legend_or_note(ax, fontsize=7, ncol=2)  # no τ at all below 3 trained cells (a scale file's trained_archs)
     return save_figure(fig, path)
 
 
