@@ -3,12 +3,14 @@ block share one process pool (whatever their context), and a map outside any blo
 closes the executor around itself."""
 
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor as StdPool
 
 import pytest
 
 from ntknas.execution import executors
-from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task
+from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task, worker_start_method
+from ntknas.execution.signals import parent_of
 
 
 class Tagged:
@@ -96,3 +98,24 @@ def test_nested_withs_and_maps_start_and_stop_once():
     assert executor.calls == ["start", "stop"]
     list(executor.map(tag_and_pid, Tagged("a"), [Task(1)]))  # on its own: opened around the map
     assert executor.calls == ["start", "stop", "start", "stop"]
+
+
+def environment_and_parent(context, item, done):
+    return [(os.environ.get(item), os.getppid())]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux: fork server and process file descriptors")
+def test_workers_fork_from_one_server_and_see_the_environment_the_driver_has_when_their_pool_starts(monkeypatch):
+    """Workers come from a fork server that imported torch and ntknas once (not 2-3 s of imports
+    each); a later pool forks from the same server, and its workers see the driver's environment
+    as it is then, as spawned workers would, not as it was when the server started."""
+    assert worker_start_method().get_start_method() == "forkserver"
+    runs = []
+    for value in ("first", "second"):
+        monkeypatch.setenv("NTKNAS_TEST_POOL_VALUE", value)
+        tasks = [Task("NTKNAS_TEST_POOL_VALUE")]
+        runs.append([r for _, results in ProcessPoolExecutor(1).map(environment_and_parent, Tagged("a"), tasks) for r in results])
+    (first, first_server), (second, second_server) = runs[0][0], runs[1][0]
+    assert (first, second) == ("first", "second")
+    assert first_server == second_server != os.getpid()
+    assert parent_of(first_server) == os.getpid()  # the server is the driver's child

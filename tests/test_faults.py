@@ -443,10 +443,12 @@ def test_a_second_process_on_the_folder_is_refused_until_the_first_dies(cifar_di
     assert code == 0, err
 
 
-def _start(argv, env_seconds: float | None = None, **kwargs) -> subprocess.Popen:
+def _start(argv, env_seconds: float | None = None, started: Path | None = None, **kwargs) -> subprocess.Popen:
     env = dict(os.environ)
     if env_seconds is not None:
         env["NTKNAS_TEST_ITEM_SECONDS"] = str(env_seconds)
+    if started is not None:
+        env["NTKNAS_TEST_ITEM_STARTED"] = str(started)
     streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE} | kwargs
     return subprocess.Popen([sys.executable, str(TINY_CLI), *map(str, argv)], env=env, cwd=REPO, text=True, **streams)
 
@@ -504,19 +506,23 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_redoes_nothing_stored(cifar_dir
     assert stdout.startswith(f"{8 - items} architectures measured, {items} already stored")
 
 
-def _workers(pid: int) -> list[int]:
-    """The pool's worker processes of driver ``pid`` (a /proc scan: no psutil)."""
-    found = []
+def _pool_processes(pid: int) -> tuple[list[int], list[int]]:
+    """The pool's worker processes of driver ``pid`` and the fork server that forked them (none
+    where the workers are spawned), by a /proc scan: no psutil."""
+    parents: dict[int, int] = {}
+    commands: dict[int, bytes] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
-                command = (entry / "cmdline").read_bytes()
+                commands[int(entry.name)] = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in command:
-                found.append(int(entry.name))
-    return found
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    servers = [p for p, parent in parents.items() if parent == pid and b"multiprocessing.forkserver" in commands[p]]
+    workers = [p for p, parent in parents.items()
+               if (parent == pid and b"spawn_main" in commands[p]) or parent in servers]
+    return workers, servers
 
 
 def _alive(pid: int) -> bool:
@@ -534,16 +540,22 @@ def test_worker_processes_never_outlive_their_driver(how, cifar_dir, nb201_csv, 
     # Each measurement sleeps 30 s in the workers too (they re-run tiny_cli.py's setup): a worker
     # that waited for its item to end would outlive the driver by half a minute.
     stderr = tmp_path / "stderr.txt"  # not a pipe: a surviving worker would hold it open
+    started = tmp_path / "started"
+    started.mkdir()
     with stderr.open("w") as handle:
         process = _start(_args(cifar_dir, nb201_csv, out, "0:4", "--workers", "2"), env_seconds=30,
-                         stdout=subprocess.DEVNULL, stderr=handle)
+                         started=started, stdout=subprocess.DEVNULL, stderr=handle)
     workers: list[int] = []
     try:
         deadline = time.time() + 120
-        while len(workers := _workers(process.pid)) < 2 and time.time() < deadline:
+        while len((found := _pool_processes(process.pid))[0]) < 2 and time.time() < deadline:
             time.sleep(0.2)
+        workers, servers = found
         assert len(workers) == 2, workers
-        time.sleep(8)  # the workers start and take their first items
+        while {str(pid) for pid in workers} - {p.name for p in started.iterdir()} and time.time() < deadline:
+            time.sleep(0.1)  # until both workers are mid-item
+        assert {str(pid) for pid in workers} <= {p.name for p in started.iterdir()}, "the workers took no items"
+        workers += servers  # a fork server must not outlive the driver either
         process.send_signal(getattr(signal, how))
         process.wait(timeout=60)
         deadline = time.time() + 5

@@ -3,7 +3,9 @@
 ``python tests/tiny_cli.py correlate ...`` is ``ntknas correlate ...`` whose networks are
 TINY_NB201 (in worker processes too: the option travels in the run's config). With
 NTKNAS_TEST_ITEM_SECONDS set, each measurement in this process also sleeps that long, so that a
-test can signal a run while it goes on.
+test can signal a run while it goes on; with NTKNAS_TEST_ITEM_STARTED (a folder) set too, the
+process that sleeps first writes a file named by its process id there, so that the test knows
+which processes are mid-item.
 """
 
 import os
@@ -31,6 +33,8 @@ if _seconds:
     _evaluate = correlate._evaluate
 
     def _slow(*args, **kwargs):
+        if started := os.environ.get("NTKNAS_TEST_ITEM_STARTED"):
+            Path(started, str(os.getpid())).touch()
         time.sleep(_seconds)
         return _evaluate(*args, **kwargs)
 

@@ -15,6 +15,7 @@ from the command line's choices.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import tempfile
@@ -26,14 +27,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import ProcessPoolExecutor as _StdProcessPool
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import torch
 
 from ntknas.errors import NtknasError, UnknownNameError, option
 from ntknas.execution.runtime import resolve_device
-from ntknas.execution.signals import watch_parent
+from ntknas.execution.signals import forked_workers_can_watch_their_driver, watch_driver
 from ntknas.plugins import load_worker_plugins, worker_plugins
 
 if TYPE_CHECKING:
@@ -145,10 +146,14 @@ WORKER_CONTEXTS_KEPT = 2  # e.g. a search's two proxies, used in turn each round
 
 
 def _start_worker(
-    token: str, context: WorkContext, threads: int, driver_pid: int | None = None, plugins: Sequence[str] = ()
+    token: str, context: WorkContext, threads: int, driver_pid: int | None = None, plugins: Sequence[str] = (),
+    environment: dict[str, str] | None = None,
 ) -> None:
     if driver_pid is not None:
-        watch_parent(driver_pid)  # a worker never outlives its driver, kill -9 included
+        watch_driver(driver_pid)  # a worker never outlives its driver, kill -9 included
+    if environment is not None:  # the driver's now, as a spawned worker has it, not its fork server's
+        os.environ.clear()
+        os.environ.update(environment)
     load_worker_plugins(plugins)  # the driver's --plugin registrations (spaces, metrics, ...) exist here too
     torch.set_num_threads(threads)
     _worker_contexts[token] = context.local()
@@ -170,6 +175,22 @@ def _worker_context(token: str, source: str | None) -> Any:
 
 def _run_in_worker(work: Work, token: str, source: str | None, item: Any, done: frozenset[str]) -> list[Any]:
     return list(work(_worker_context(token, source), item, done))
+
+
+def worker_start_method(work_module: str | None = None) -> BaseContext:
+    """How pool workers start: forked by a fork server that imported torch, ntknas and the work's
+    module once, where the platform has one and a worker can watch its driver (Linux); spawned
+    elsewhere, each worker importing them itself (2-3 s of CPU a worker). Never plain ``fork``:
+    the driver may hold CUDA, which a forked child cannot use; the fork server never touches it.
+    As with ``spawn``, the server imports the driver's main script (``__main__``), so that work
+    and factories defined there unpickle."""
+    if "forkserver" not in multiprocessing.get_all_start_methods() or not forked_workers_can_watch_their_driver():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    # Read once, when this process starts its fork server (the first pool): later pools fork
+    # from the same server.
+    context.set_forkserver_preload(["__main__", __name__] + ([work_module] if work_module else []))
+    return context
 
 
 def threads_per_worker(workers: int, device: str | torch.device) -> int:
@@ -194,7 +215,7 @@ def check_picklable(*objects: Any) -> None:
 
 
 class ProcessPoolExecutor(Executor):
-    """``workers`` spawned processes on this machine sharing one device.
+    """``workers`` processes on this machine sharing one device (:func:`worker_start_method`).
 
     A small NB201 cell keeps a GPU busy for a few percent of the time Python takes to launch its
     kernels, so one process leaves most of a GPU (and all but one CPU core) idle. At most two
@@ -236,7 +257,7 @@ class ProcessPoolExecutor(Executor):
             self._folder.cleanup()
             self._folder = None
 
-    def _token(self, context: WorkContext, portable: Any) -> tuple[_StdProcessPool, str, str | None]:
+    def _token(self, work: Work, context: WorkContext, portable: Any) -> tuple[_StdProcessPool, str, str | None]:
         """The pool to submit to, the token its workers know ``context`` by, and the file to
         read it from where a worker may not hold it (None while the pool has served only it)."""
         known = self._contexts.get(id(context))
@@ -245,8 +266,9 @@ class ProcessPoolExecutor(Executor):
             self._contexts[id(context)] = (context, token)
         if self._pool is None:
             self._pool = _StdProcessPool(
-                max_workers=self.workers, mp_context=get_context("spawn"),  # CUDA cannot be used in a forked child
-                initializer=_start_worker, initargs=(token, portable, self.threads, os.getpid(), worker_plugins()),
+                max_workers=self.workers, mp_context=worker_start_method(getattr(work, "__module__", None)),
+                initializer=_start_worker,
+                initargs=(token, portable, self.threads, os.getpid(), worker_plugins(), dict(os.environ)),
             )
         if len(self._contexts) == 1:
             return self._pool, token, None
@@ -265,7 +287,7 @@ class ProcessPoolExecutor(Executor):
         portable = context.portable()
         check_picklable(portable, *(task.item for task in tasks))
         with self:
-            pool, token, source = self._token(context, portable)
+            pool, token, source = self._token(work, context, portable)
             pending = iter(tasks)
             in_flight: dict[Future[list[Any]], Any] = {}
             try:

@@ -5,14 +5,16 @@ Batch schedulers and ``timeout`` stop a job with SIGTERM. :func:`stop_on_signals
 driver unwinds exactly as on Ctrl-C: the item in flight is rolled back (it is redone on rerun),
 worker processes are stopped, and the command line prints one line naming how to resume.
 
-A worker process calls :func:`watch_parent` when it starts: it then dies with its driver however
+A worker process calls :func:`watch_driver` when it starts: it then dies with its driver however
 the driver ends (``kill -9`` included) — through Linux's parent-death signal where available, and
-a thread that polls the parent's process id everywhere.
+a thread that polls the parent's process id everywhere; a worker forked by the driver's fork
+server, through a process file descriptor of the driver.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import signal
 import sys
 import threading
@@ -68,6 +70,50 @@ def stop_on_signals() -> Iterator[None]:
 
 
 PR_SET_PDEATHSIG = 1
+
+
+def watch_driver(driver_pid: int) -> None:
+    """Make this worker end when its driver ends, however it ends: the driver is its parent (a
+    spawned worker, :func:`watch_parent`) or started the fork server that forked it. A fork server
+    outlives its driver while any worker it forked holds the pipe that tells it its driver is
+    gone, so a forked worker watches the driver itself, through a process file descriptor that
+    becomes readable the moment the driver ends."""
+    server = os.getppid()
+    if server == driver_pid:
+        watch_parent(driver_pid)
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        driver = os.pidfd_open(driver_pid)
+    except ProcessLookupError:
+        os._exit(1)
+    if parent_of(server) != driver_pid:  # the driver ended and its process id went to another
+        os._exit(1)
+
+    def wait() -> None:
+        select.select([driver], [], [])
+        os._exit(1)
+
+    threading.Thread(target=wait, name="ntknas-watch-driver", daemon=True).start()
+
+
+def forked_workers_can_watch_their_driver() -> bool:
+    """Whether :func:`watch_driver` can watch a driver that is not the worker's parent (Linux 5.3
+    and later: process file descriptors)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent process id of ``pid`` (None where ``/proc`` cannot tell)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return int(handle.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def watch_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
