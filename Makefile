@@ -20,7 +20,8 @@ CHECK_JOBS ?= 2
 # takes half of a fresh setup (about 30 of 60 s on 2 cores), and a run imports a fraction of them.
 # Python compiles each module the first time it is imported instead, so the commands below write
 # bytecode even where the environment asks not to (PYTHONDONTWRITEBYTECODE, set on some CI images:
-# every process would then compile torch again, 1.5 s each); setup compiles what the CLI imports.
+# every process would then compile torch again, 1.5 s each). Setup compiles what the CLI and the
+# test suite's collection import, once and on both cores, rather than in each test worker at once.
 unexport PYTHONDONTWRITEBYTECODE
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --no-compile
 
@@ -31,7 +32,9 @@ $(STAMP): pyproject.toml
 	$(PIP_INSTALL) --upgrade pip
 	$(PIP_INSTALL) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) torch==2.13.0
 	$(PIP_INSTALL) -e '.[dev,docs]'
-	$(BIN)/python -c 'import ntknas.cli; ntknas.cli.build_parser()'
+	$(BIN)/python -c 'import ntknas.cli; ntknas.cli.build_parser()' & cli=$$!; \
+	$(BIN)/python -c 'import ray, sklearn.datasets, hypothesis, PIL.Image, pytest, xdist' && \
+	wait $$cli
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -19,7 +19,12 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, each worker gets its share of the cores for torch's threads (and the
-    processes its tests start inherit it): N workers with every core each would fight for them."""
+    processes its tests start inherit it): N workers with every core each would fight for them.
+
+    Ray starts its worker processes at niceness 15, below everything else on the machine; beside
+    the other test workers they then crawl (a task importing torch took 47 s beside two busy
+    processes, 2.4 s at niceness 0), so the Ray instances the tests start run them at 0."""
+    os.environ.setdefault("RAY_worker_niceness", "0")
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
     if workers > 0 and "PYTEST_XDIST_WORKER" in os.environ:
         threads = max(1, (os.cpu_count() or 1) // workers)

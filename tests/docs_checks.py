@@ -26,6 +26,7 @@ OTHER_TOOLS_FLAGS = {
     "--index-url",  # pip
     "--strict",  # mkdocs build
     "--durations",  # pytest
+    "--no-compile",  # pip
     "--head", "--address", "--port", "--block",  # ray start
 }
 # Words that follow "default" in a sentence without being a value ("default by file: ...").

@@ -47,7 +47,7 @@ def metric_scatter_figure(
 ) -> Figure:
     panels = [(bn, e) for e in config.train_epochs for bn in config.bn_modes]
     fig = Figure(figsize=(4.2 * len(panels), 3.8))
-    axes = fig.subplots(1, len(panels), squeeze=False)
+    axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)  # one accuracy scale: panels compare at a glance
     for ax, (bn, epochs) in zip(axes[0], panels):
         subset = [r for r in rows if r.bn == bn and r.train_epochs == epochs]
         x = np.array([np.nan if r.values.get(metric) is None else r.values[metric] for r in subset], dtype=float)
@@ -61,8 +61,8 @@ def metric_scatter_figure(
         rho = "n/a" if record is None or record["spearman"] is None else f"{record['spearman']:+.3f}"
         ax.set_title(f"{metric} ({bn} BN, {epochs} ep)\nτ = {tau}, ρ = {rho}, n = {int(keep.sum())}", fontsize=9)
         ax.set_xlabel(metric)
-        ax.set_ylabel("accuracy (%)")
         ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("accuracy (%)")
     fixed_margins(fig, len(panels))
     return fig
 
