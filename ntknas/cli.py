@@ -506,6 +506,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     import shlex
 
     arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments == ["--version"]:  # answered before the parsers exist: building them imports torch (2-3 s)
+        from ntknas.version import __version__
+
+        print(f"ntknas {__version__}")
+        return 0
     command = next((a for a in arguments if not a.startswith("-")), None)  # for the error line's prefix
     if (status := _load_plugins(_plugin_arguments(arguments), f"ntknas {command}" if command else "ntknas")) is not None:
         return status

@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -11,6 +13,7 @@ import torch
 from ntknas.cli import main
 from ntknas.console import Progress
 from ntknas.runs.demo import DemoConfig, demo_workers, run_demo
+from ntknas.version import __version__
 
 
 def _exit_status(args):
@@ -75,6 +78,15 @@ def test_usage_error_is_one_line(capsys):
     assert info.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--help" in err
+
+
+def test_version_is_answered_without_importing_torch_and_as_the_parser_answers_it(capsys):
+    script = "import sys; from ntknas.cli import main; main(['--version']); print('torch' in sys.modules)"
+    shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+    assert shown == ["ntknas", __version__, "False"]
+    with pytest.raises(SystemExit) as info:  # the parser's own --version (any other arguments beside it)
+        main(["--version", "--help"])
+    assert info.value.code == 0 and capsys.readouterr().out == f"ntknas {__version__}\n"
 
 
 def test_demo_miniature_end_to_end(tmp_path):
