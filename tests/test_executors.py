@@ -119,3 +119,9 @@ def test_workers_fork_from_one_server_and_see_the_environment_the_driver_has_whe
     assert (first, second) == ("first", "second")
     assert first_server == second_server != os.getpid()
     assert parent_of(first_server) == os.getpid()  # the server is the driver's child
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_parent_of_reads_the_parent_process_id_and_none_for_a_process_that_is_gone():
+    assert parent_of(os.getpid()) == os.getppid()
+    assert parent_of(2**22 + 1) is None  # above Linux's largest process id

@@ -87,7 +87,7 @@ def watch_driver(driver_pid: int) -> None:
         driver = os.pidfd_open(driver_pid)
     except ProcessLookupError:
         os._exit(1)
-    if parent_of(server) != driver_pid:  # the driver ended and its process id went to another
+    if parent_of(server) not in (driver_pid, None):  # the driver ended and its process id went to another
         os._exit(1)
 
     def wait() -> None:
