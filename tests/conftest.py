@@ -13,7 +13,7 @@ from real_data import NB101_TABLE, NB201_ACCURACIES, NB201_SUPPLEMENTARY, shared
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """``-n auto``: a worker more than there are cores. Many tests wait (on the processes they
     start, on Ray, on a signal's effect) with a core idle; a third worker on 2 cores fills it
-    (the suite took 253 s with 3 workers, 285 s with 2)."""
+    (the suite took 253–271 s with 3 workers, 284–285 s with 2, 283 s with 4)."""
     return (os.cpu_count() or 1) + 1
 
 
