@@ -7,9 +7,10 @@ STAMP := $(VENV)/.ntknas-installed
 # serves (on Linux, PyPI's is the CUDA build). `make test TORCH_INDEX=https://download.pytorch.org/whl/cpu`
 # picks the CPU build; it applies when .venv is created (`make clean` first to switch).
 TORCH_INDEX ?=
-# The suite runs on every core and one worker more (pytest-xdist; -n auto's count and each worker's
-# share of torch threads are set in tests/conftest.py), a test module per worker so that module fixtures are built once, the longest
-# modules first (tests/conftest.py's LONGEST_MODULES, in collection order: --no-loadscope-reorder).
+# The suite runs on every core and one worker more (pytest-xdist; -n auto's count and each
+# worker's share of torch threads are set in tests/conftest.py), a test module per worker so that
+# module fixtures are built once, the longest modules first (tests/conftest.py's LONGEST_MODULES,
+# in collection order: --no-loadscope-reorder).
 # `make test PYTEST_WORKERS=` runs it in one process.
 PYTEST_WORKERS ?= -n auto --dist loadfile --no-loadscope-reorder
 

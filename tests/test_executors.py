@@ -10,7 +10,7 @@ import pytest
 
 from ntknas.execution import executors
 from ntknas.execution.executors import Executor, ProcessPoolExecutor, SerialExecutor, Task, worker_start_method
-from ntknas.execution.signals import parent_of
+from ntknas.execution.reaper import parent_of
 
 
 class Tagged:

@@ -28,6 +28,7 @@ from fixtures_data import TINY_NB201 as TINY
 from fixtures_data import write_cifar10
 
 from ntknas.cli import main
+from ntknas.execution.reaper import processes
 from ntknas.runs.correlate import CorrelateConfig
 from ntknas.store import ResultStore
 from ntknas.store.lock import LOCK_FILE
@@ -508,20 +509,19 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_redoes_nothing_stored(cifar_dir
 
 def _pool_processes(pid: int) -> tuple[list[int], list[int]]:
     """The pool's worker processes of driver ``pid`` and the fork server that forked them (none
-    where the workers are spawned), by a /proc scan: no psutil."""
-    parents: dict[int, int] = {}
-    commands: dict[int, bytes] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-                commands[int(entry.name)] = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    servers = [p for p, parent in parents.items() if parent == pid and b"multiprocessing.forkserver" in commands[p]]
-    workers = [p for p, parent in parents.items()
-               if (parent == pid and b"spawn_main" in commands[p]) or parent in servers]
+    where the workers are spawned), from the reaper's /proc process table: no psutil."""
+    table = processes()
+
+    def command(process: int) -> bytes:
+        try:
+            return Path(f"/proc/{process}/cmdline").read_bytes()
+        except OSError:
+            return b""
+
+    children = [p for p, (parent, _) in table.items() if parent == pid]
+    servers = [p for p in children if b"multiprocessing.forkserver" in command(p)]
+    workers = [p for p in children if b"spawn_main" in command(p)]
+    workers += [p for p, (parent, _) in table.items() if parent in servers]
     return workers, servers
 
 

@@ -53,6 +53,13 @@ def marked(mark: str, spare: frozenset[int] = frozenset()) -> list[int]:
     return found
 
 
+def _stat_fields(pid: int | str) -> list[bytes]:
+    """The fields of ``/proc/PID/stat`` after the command name (state, parent id, ...); OSError
+    where the process is gone."""
+    with open(os.path.join(PROC, str(pid), "stat"), "rb") as handle:
+        return handle.read().rpartition(b")")[2].split()
+
+
 def processes() -> dict[int, tuple[int, str]]:
     """Every process's parent id and start time (clock ticks since boot, as ``/proc/PID/stat``
     gives it), by process id; zombies left out (they cannot be killed)."""
@@ -61,13 +68,20 @@ def processes() -> dict[int, tuple[int, str]]:
         if not name.isdigit():
             continue
         try:
-            with open(os.path.join(PROC, name, "stat"), "rb") as handle:
-                fields = handle.read().rpartition(b")")[2].split()
+            fields = _stat_fields(name)
             if fields[0] != b"Z":
                 found[int(name)] = (int(fields[1]), fields[19].decode())
         except (OSError, IndexError, ValueError):  # gone meanwhile
             continue
     return found
+
+
+def parent_of(pid: int) -> int | None:
+    """The parent process id of ``pid`` (None where ``/proc`` cannot tell)."""
+    try:
+        return int(_stat_fields(pid)[1])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def descendants(roots: set[int], table: dict[int, tuple[int, str]]) -> set[int]:

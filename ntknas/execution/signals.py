@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from ntknas.execution.reaper import parent_of
+
 STOPPING_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
 )
@@ -105,15 +107,6 @@ def forked_workers_can_watch_their_driver() -> bool:
     except (AttributeError, OSError):
         return False
     return True
-
-
-def parent_of(pid: int) -> int | None:
-    """The parent process id of ``pid`` (None where ``/proc`` cannot tell)."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return int(handle.read().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 def watch_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
